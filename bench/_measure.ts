@@ -1,0 +1,57 @@
+/**
+ * Runs a command and measures its wall time and peak resident memory, for
+ * benchmarks and scale tests. Linux only: peak RSS is the kernel's high-water mark
+ * (`VmHWM` in /proc/PID/status), sampled until the process exits.
+ */
+import { spawn, type StdioOptions } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import type { Readable } from 'node:stream';
+
+/** What {@link measureCommand} found. */
+export interface Measured {
+  code: number | null;
+  seconds: number;
+  /** Peak resident set size in bytes (0 where /proc is unavailable). */
+  peakRss: number;
+  stderr: string;
+}
+
+function highWaterMark(pid: number): number {
+  try {
+    const match = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return match ? Number(match[1]) * 1024 : 0;
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * Spawns `command args`, optionally piping `stdin` into it, discards its stdout
+ * unless `stdout` is given, and resolves when it exits.
+ */
+export async function measureCommand(
+  command: string,
+  args: string[],
+  options: { stdin?: Readable; stdout?: number | 'ignore'; env?: NodeJS.ProcessEnv } = {},
+): Promise<Measured> {
+  const stdio: StdioOptions = [options.stdin ? 'pipe' : 'ignore', options.stdout ?? 'ignore', 'pipe'];
+  const started = performance.now();
+  const child = spawn(command, args, { stdio, env: options.env ?? process.env });
+  let stderr = '';
+  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+  if (options.stdin) {
+    options.stdin.pipe(child.stdin!);
+    child.stdin!.on('error', () => undefined);
+  }
+  let peakRss = 0;
+  const timer = setInterval(() => {
+    peakRss = Math.max(peakRss, highWaterMark(child.pid!));
+  }, 20);
+  const code = await new Promise<number | null>((resolve) => {
+    // The process is reaped by the time 'exit' fires: growth in its last 20 ms goes unseen.
+    child.on('exit', (exitCode) => resolve(exitCode));
+  });
+  clearInterval(timer);
+  await new Promise((resolve) => child.on('close', resolve));
+  return { code, seconds: (performance.now() - started) / 1000, peakRss, stderr };
+}

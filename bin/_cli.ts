@@ -1,0 +1,172 @@
+/**
+ * What every medsyn CLI shares: flag parsing, `--help`, and turning errors into
+ * one line on stderr and an exit code (0 done, 1 failed, 2 bad usage).
+ *
+ * @module
+ */
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { ErrorCodes, MedsynError } from '../errors.js';
+import { VERSION } from '../version.js';
+
+/** The flag table of one command, in `node:util` parseArgs form, each flag with its help line. */
+export type FlagSpec = Record<
+  string,
+  {
+    type: 'string' | 'boolean';
+    short?: string;
+    multiple?: boolean;
+    /** The value's placeholder in the help, e.g. `FILE`. */
+    arg?: string;
+    /** One line for `--help`, defaults included. */
+    help: string;
+  }
+>;
+
+/** One command of `medsyn <command>`, also installed as the alias `medsyn-<name>`. */
+export interface Command {
+  name: string;
+  /** One line for the command list. */
+  summary: string;
+  /** The synopsis lines, e.g. `medsyn-clean [options] [INPUT]`. */
+  usage: string[];
+  /** Paragraphs after the flag table: formats, examples. */
+  details: string;
+  flags: FlagSpec;
+  /** Whether the command reads data from stdin when no input is named (usage is shown on a bare terminal). */
+  readsStdin: boolean;
+  run(values: Record<string, string | boolean | string[] | undefined>, positionals: string[]): Promise<number | void>;
+}
+
+/** Flags every command takes. */
+export const COMMON_FLAGS: FlagSpec = {
+  help: { type: 'boolean', short: 'h', help: 'show this help and exit' },
+  version: { type: 'boolean', help: 'print the medsyn version and exit' },
+  debug: { type: 'boolean', help: 'print a stack trace on failure' },
+};
+
+/**
+ * Renders the `--help` text of a command.
+ *
+ * @example
+ * ```ts
+ * process.stdout.write(helpText(cleanCommand));
+ * ```
+ */
+export function helpText(command: Command): string {
+  const rows = Object.entries({ ...command.flags, ...COMMON_FLAGS }).map(([name, flag]) => {
+    const short = flag.short ? `-${flag.short}, ` : '    ';
+    const value = flag.type === 'string' ? ` ${flag.arg ?? 'VALUE'}` : '';
+    return [`  ${short}--${name}${value}`, flag.help] as const;
+  });
+  const width = Math.min(34, Math.max(...rows.map(([left]) => left.length)) + 2);
+  const table = rows
+    .map(([left, help]) => (left.length >= width ? `${left}\n${' '.repeat(width)}${help}` : left.padEnd(width) + help))
+    .join('\n');
+  return [
+    `${command.usage.map((line, i) => (i === 0 ? `Usage: ${line}` : `       ${line}`)).join('\n')}`,
+    '',
+    command.summary,
+    '',
+    'Options:',
+    table,
+    '',
+    command.details.trim(),
+    '',
+  ].join('\n');
+}
+
+/**
+ * Parses argv, handles `--help`/`--version`, runs the command, and maps what it
+ * throws to a one-line message and an exit code. Resolves to the exit code;
+ * it never throws.
+ *
+ * @example
+ * ```ts
+ * process.exitCode = await runCommand(cleanCommand, process.argv.slice(2));
+ * ```
+ */
+export async function runCommand(command: Command, argv: string[], prog = `medsyn-${command.name}`): Promise<number> {
+  const debug = argv.includes('--debug');
+  try {
+    const options: ParseArgsConfig['options'] = {};
+    for (const [name, flag] of Object.entries({ ...command.flags, ...COMMON_FLAGS })) {
+      options[name] = { type: flag.type, ...(flag.short ? { short: flag.short } : {}), ...(flag.multiple ? { multiple: true } : {}) };
+    }
+    let parsed;
+    try {
+      parsed = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
+    } catch (err) {
+      throw new MedsynError(ErrorCodes.USAGE, `${(err as Error).message.replace(/\. To specify.*$/s, '')} (see ${prog} --help)`, {
+        cause: err,
+      });
+    }
+    const { values, positionals } = parsed;
+    if (values.help) {
+      process.stdout.write(helpText(command));
+      return 0;
+    }
+    if (values.version) {
+      process.stdout.write(`medsyn ${VERSION}\n`);
+      return 0;
+    }
+    if (command.readsStdin && positionals.length === 0 && process.stdin.isTTY) {
+      process.stderr.write(helpText(command));
+      return 2;
+    }
+    const code = await command.run(values as Record<string, string | boolean | string[] | undefined>, positionals);
+    return code ?? 0;
+  } catch (err) {
+    return reportFailure(prog, err, debug);
+  }
+}
+
+/**
+ * Writes one line for a failure (a stack trace too with `debug`) and returns its exit code.
+ * A closed stdout (`medsyn-clean big.csv | head`) is not a failure: exit 0 quietly.
+ */
+export function reportFailure(prog: string, err: unknown, debug: boolean): number {
+  if (isBrokenPipe(err)) return 0;
+  if (err instanceof MedsynError) {
+    process.stderr.write(`${prog}: ${err.message} [${err.code}]\n`);
+    if (debug) process.stderr.write(`${err.stack ?? ''}\n${err.cause ? `cause: ${String((err.cause as Error).stack ?? err.cause)}\n` : ''}`);
+    return err.exitCode;
+  }
+  const message = err instanceof Error ? err.message : String(err);
+  process.stderr.write(`${prog}: unexpected error: ${message}${debug ? '' : ' (run with --debug for a stack trace)'}\n`);
+  if (debug && err instanceof Error) process.stderr.write(`${err.stack ?? ''}\n`);
+  return 1;
+}
+
+function isBrokenPipe(err: unknown): boolean {
+  return typeof err === 'object' && err !== null && (err as { code?: string }).code === 'EPIPE';
+}
+
+/**
+ * Reads a flag as a positive integer, or throws a usage error naming it.
+ *
+ * @example
+ * ```ts
+ * const limit = integerFlag(values, 'limit');
+ * ```
+ */
+export function integerFlag(values: Record<string, unknown>, name: string, min = 1): number | undefined {
+  const raw = values[name];
+  if (raw === undefined) return undefined;
+  const value = Number(raw);
+  if (typeof raw !== 'string' || !/^\d+$/.test(raw.trim()) || !Number.isSafeInteger(value) || value < min) {
+    throw new MedsynError(ErrorCodes.USAGE, `Invalid --${name}: expected an integer ≥ ${min}, got '${String(raw)}'`, { option: name });
+  }
+  return value;
+}
+
+/**
+ * Reads a flag that must be one of `choices`, or throws a usage error listing them.
+ */
+export function choiceFlag<T extends string>(values: Record<string, unknown>, name: string, choices: readonly T[]): T | undefined {
+  const raw = values[name];
+  if (raw === undefined) return undefined;
+  if (typeof raw !== 'string' || !(choices as readonly string[]).includes(raw)) {
+    throw new MedsynError(ErrorCodes.USAGE, `Invalid --${name}: expected one of ${choices.join(', ')}, got '${String(raw)}'`, { option: name });
+  }
+  return raw as T;
+}

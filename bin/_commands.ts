@@ -1,0 +1,11 @@
+/**
+ * The commands of `medsyn <command>`. Each is also installed as `medsyn-<name>`.
+ *
+ * @module
+ */
+import type { Command } from './_cli.js';
+import { cleanCommand } from './_clean_command.js';
+import { demoCommand } from './_demo_command.js';
+
+/** Every command, in the order `medsyn --help` lists them. */
+export const COMMANDS: readonly Command[] = [cleanCommand, demoCommand];

@@ -1,0 +1,113 @@
+/**
+ * Every error medsyn throws, in one place. Each has a stable `code` that tests
+ * and callers match on; the message text may change, the code does not.
+ *
+ * @module
+ */
+
+/** The stable error codes. A code is never reused for another meaning. */
+export const ErrorCodes = {
+  /** A command line that cannot be run: unknown flag, missing argument. Exit 2. */
+  USAGE: 'MEDSYN_ERR_USAGE',
+  /** A library option with a wrong type or out of range. Exit 2. */
+  INVALID_OPTION: 'MEDSYN_ERR_INVALID_OPTION',
+  /** An input path that does not exist or cannot be opened. */
+  NOT_FOUND: 'MEDSYN_ERR_NOT_FOUND',
+  /** An input with no bytes at all. */
+  EMPTY_INPUT: 'MEDSYN_ERR_EMPTY_INPUT',
+  /** An input whose format could not be detected or is not supported. */
+  UNKNOWN_FORMAT: 'MEDSYN_ERR_UNKNOWN_FORMAT',
+  /** A CSV whose structure is broken (an unbalanced quote). */
+  BAD_CSV: 'MEDSYN_ERR_BAD_CSV',
+  /** A CSV header without a column the chosen mode needs. */
+  MISSING_COLUMN: 'MEDSYN_ERR_MISSING_COLUMN',
+  /** A zip archive that cannot be read: truncated, not a zip, bad central directory. */
+  CORRUPT_ZIP: 'MEDSYN_ERR_CORRUPT_ZIP',
+  /** A tokenizer folder that cannot be loaded. */
+  BAD_TOKENIZER: 'MEDSYN_ERR_BAD_TOKENIZER',
+  /** A record rejected while the stage runs with `onError: 'fail'`. */
+  REJECTED: 'MEDSYN_ERR_REJECTED',
+  /** Writing an output failed (full disk, closed pipe, permissions). */
+  WRITE_FAILED: 'MEDSYN_ERR_WRITE_FAILED',
+  /** Reading an input failed after it was opened. */
+  READ_FAILED: 'MEDSYN_ERR_READ_FAILED',
+  /** A worker thread crashed or exited (out of memory, a bug). */
+  WORKER_FAILED: 'MEDSYN_ERR_WORKER_FAILED',
+  /** A tar stream or shard that cannot be decoded: bad header, truncated, missing end-of-archive. */
+  CORRUPT_TAR: 'MEDSYN_ERR_CORRUPT_TAR',
+  /** A tar entry refused as unsafe: absolute name, `..` component, link, device or fifo. */
+  UNSAFE_ENTRY: 'MEDSYN_ERR_UNSAFE_ENTRY',
+  /** A sample that cannot be written as WebDataset: a key or part name that breaks the naming rules. */
+  BAD_SAMPLE: 'MEDSYN_ERR_BAD_SAMPLE',
+  /** An output folder that cannot be written or resumed: foreign files, another prefix, a gap in the shards. */
+  OUTPUT_CONFLICT: 'MEDSYN_ERR_OUTPUT_CONFLICT',
+} as const;
+
+/** One of the values of {@link ErrorCodes}. */
+export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
+
+/** Data fields an error may carry to say where it happened. */
+export interface MedsynErrorData {
+  /** The file, archive entry or stream the error is about. */
+  file?: string;
+  /** 1-based line or row number in `file`. */
+  line?: number;
+  /** Byte offset in `file`. */
+  offset?: number;
+  /** The option or column the error is about. */
+  option?: string;
+  /** The underlying error. */
+  cause?: unknown;
+}
+
+/**
+ * Base class of every error medsyn throws on purpose.
+ *
+ * @example
+ * ```ts
+ * try { await run(); } catch (err) {
+ *   if (err instanceof MedsynError && err.code === ErrorCodes.NOT_FOUND) console.error(err.message);
+ * }
+ * ```
+ */
+export class MedsynError extends Error {
+  override name = 'MedsynError';
+  /** The stable code, one of {@link ErrorCodes}. */
+  readonly code: ErrorCode;
+  readonly file?: string;
+  readonly line?: number;
+  readonly offset?: number;
+  readonly option?: string;
+
+  /**
+   * @param code one of {@link ErrorCodes}
+   * @param message what failed, then the detail after a colon, then a hint
+   * @param data where it happened and the underlying cause
+   */
+  constructor(code: ErrorCode, message: string, data: MedsynErrorData = {}) {
+    super(message, data.cause === undefined ? undefined : { cause: data.cause });
+    this.code = code;
+    if (data.file !== undefined) this.file = data.file;
+    if (data.line !== undefined) this.line = data.line;
+    if (data.offset !== undefined) this.offset = data.offset;
+    if (data.option !== undefined) this.option = data.option;
+  }
+
+  /** The process exit code a CLI uses for this error: 2 for bad usage, else 1. */
+  get exitCode(): 1 | 2 {
+    return this.code === ErrorCodes.USAGE || this.code === ErrorCodes.INVALID_OPTION ? 2 : 1;
+  }
+}
+
+/**
+ * Throws a {@link MedsynError} with code `MEDSYN_ERR_INVALID_OPTION` naming `option`.
+ *
+ * @throws {MedsynError} always
+ * @example
+ * ```ts
+ * if (!(batchSize > 0)) invalidOption('batchSize', `must be a positive integer, got ${batchSize}`);
+ * ```
+ */
+export function invalidOption(option: string, detail: string): never {
+  throw new MedsynError(ErrorCodes.INVALID_OPTION, `Invalid option ${option}: ${detail}`, { option });
+}

@@ -1,0 +1,282 @@
+/**
+ * Reads the official MIMIC-CXR reports archive, `mimic-cxr-reports.zip`.
+ *
+ * @module
+ */
+
+import { open, type FileHandle } from 'node:fs/promises';
+import StreamZip from 'node-stream-zip';
+import { ErrorCodes, MedsynError } from '../errors.js';
+import type { Reject, Report } from '../records.js';
+import { inflateBatch, type StoredEntryData } from './_inflate_batch.js';
+import { inputName, notFound, readFailed } from './_input_errors.js';
+import { parseArchivePath } from './_report_path.js';
+import {
+  byteLimit,
+  DEFAULT_MAX_REPORT_BYTES,
+  rejectOf,
+  reportFromBytes,
+  tooLong,
+  type ReportPlace,
+} from './_report_text.js';
+
+/** Options of {@link readZipReports}. */
+export interface ZipReportsOptions {
+  /**
+   * How the archive is named in each report's `source` (`NAME:files/p10/…`) and in
+   * messages: e.g. `-` when the archive was spooled from stdin.
+   * @default the `file` argument
+   */
+  name?: string;
+  /**
+   * An entry whose uncompressed (or compressed) size is over this is rejected as
+   * `too_long` without being inflated.
+   * @default 1_048_576
+   */
+  maxReportBytes?: number;
+}
+
+/** What is kept of a central directory entry: a few numbers and the name. */
+interface FileEntry {
+  name: string;
+  /** Offset of the local header. */
+  offset: number;
+  compressedSize: number;
+  size: number;
+  crc: number;
+  method: number;
+  flags: number;
+}
+
+// Reading the data of many entries with one read and one zlib stream is what makes the
+// archive fast (see _inflate_batch.ts); these bound what one batch holds in memory.
+const BATCH_ENTRIES = 512;
+const BATCH_READ_BYTES = 1 << 20;
+const BATCH_OUTPUT_BYTES = 4 << 20;
+const LOCAL_HEADER_BYTES = 30;
+const LOCAL_HEADER_SIGNATURE = 0x04034b50;
+// The local name and extra field usually match the central ones; this much more is read
+// along, and an entry whose local header is longer still gets a read of its own.
+const LOCAL_SLACK_BYTES = 256;
+
+/**
+ * Reads every report of a zip archive laid out as `files/pNN/pNNNNNNNN/sNNNNNNNN.txt`,
+ * in archive order. The central directory is read with node-stream-zip; the entries'
+ * data is then read in batches of consecutive entries (one file read and one zlib call
+ * per batch, see `_inflate_batch.ts`), so memory holds the directory's names and
+ * offsets plus one batch, never the archive.
+ *
+ * Each report: `id` the study (`s50414267`), `subjectId` the patient (`p10000032`),
+ * `source` `NAME:files/p10/p10000032/s50414267.txt`, `text` the file's text, strict
+ * UTF-8, without a BOM. Directory entries are skipped. An entry outside `files/`, with
+ * `..`, an absolute name or any other name off the layout, encrypted, or compressed
+ * with other than deflate is a `bad_entry` reject and is never read; one too large is
+ * `too_long`; one that is not UTF-8 is `not_utf8`.
+ *
+ * @param file path of the archive (a regular file: it is read at random offsets)
+ * @throws {MedsynError} `MEDSYN_ERR_NOT_FOUND` when `file` cannot be opened;
+ *   `MEDSYN_ERR_CORRUPT_ZIP` naming the archive when it is not a zip, is truncated, or an
+ *   entry's data is damaged (bad local header, does not inflate, CRC mismatch);
+ *   `MEDSYN_ERR_READ_FAILED` when reading fails; `MEDSYN_ERR_INVALID_OPTION`
+ * @example
+ * ```ts
+ * for await (const item of readZipReports('mimic-cxr-reports.zip')) {
+ *   if (!isReject(item)) console.log(item.id, item.subjectId, item.text.length);
+ * }
+ * ```
+ */
+export async function* readZipReports(
+  file: string,
+  options: ZipReportsOptions = {},
+): AsyncGenerator<Report | Reject> {
+  const maxReportBytes = byteLimit('maxReportBytes', options.maxReportBytes, DEFAULT_MAX_REPORT_BYTES);
+  const name = options.name ?? file;
+  let handle: FileHandle;
+  try {
+    handle = await open(file, 'r');
+  } catch (err) {
+    throw notFound(file, err);
+  }
+  try {
+    const fileSize = (await handle.stat()).size;
+    const entries = await readCentralDirectory(handle.fd, name);
+    let next = 0;
+    while (next < entries.length) {
+      const batch = await readBatch(handle, fileSize, entries, next, { name, maxReportBytes });
+      next = batch.next;
+      yield* batch.items;
+    }
+  } finally {
+    await handle.close();
+  }
+}
+
+function readCentralDirectory(fd: number, name: string): Promise<FileEntry[]> {
+  return new Promise((resolve, reject) => {
+    const entries: FileEntry[] = [];
+    // storeEntries: false, so node-stream-zip keeps no map of its own; name validation is
+    // ours (a bad name is a reject, not the end of the run). node-stream-zip holds nothing
+    // but the fd, which is ours to close.
+    const zip = new StreamZip({ fd, storeEntries: false, skipEntryNameValidation: true });
+    zip.on('entry', (entry: StreamZip.ZipEntry) => {
+      if (entry.isDirectory) return;
+      entries.push({
+        name: entry.name,
+        offset: entry.offset,
+        compressedSize: entry.compressedSize,
+        size: entry.size,
+        crc: entry.crc,
+        method: entry.method,
+        flags: entry.flags,
+      });
+    });
+    zip.on('ready', () => resolve(entries));
+    zip.on('error', (err: unknown) => {
+      const detail = err instanceof Error ? err.message : String(err);
+      reject(
+        new MedsynError(
+          ErrorCodes.CORRUPT_ZIP,
+          `Cannot read ${inputName(name)}: not a readable zip archive (${detail}) (is it a zip, and is the download complete?)`,
+          { file: name, cause: err },
+        ),
+      );
+    });
+  });
+}
+
+interface Wanted {
+  index: number;
+  entry: FileEntry;
+  place: ReportPlace;
+}
+
+/** Reads, inflates and decodes the batch of entries from `from`; `next` is where the next batch starts. */
+async function readBatch(
+  handle: FileHandle,
+  fileSize: number,
+  entries: readonly FileEntry[],
+  from: number,
+  options: { name: string; maxReportBytes: number },
+): Promise<{ items: Array<Report | Reject>; next: number }> {
+  const { name, maxReportBytes } = options;
+  // A slot per entry, in archive order; the slots of entries to read are filled below.
+  const items: Array<Report | Reject | undefined> = [];
+  const wanted: Wanted[] = [];
+  let start = 0;
+  let end = 0;
+  let output = 0;
+  let next = from;
+  for (; next < entries.length && next - from < BATCH_ENTRIES; next++) {
+    const entry = entries[next];
+    const source = `${name}:${entry.name}`;
+    const ids = parseArchivePath(entry.name);
+    if ('problem' in ids) {
+      items.push(rejectOf({ source }, 'bad_entry', `Skipped archive entry ${entry.name}: it ${ids.problem}`));
+      continue;
+    }
+    const place: ReportPlace = { id: ids.id, subjectId: ids.subjectId, source };
+    const biggest = Math.max(entry.size, entry.compressedSize);
+    if (biggest > maxReportBytes) {
+      items.push(tooLong(place, biggest, maxReportBytes));
+      continue;
+    }
+    if ((entry.flags & 1) !== 0) {
+      items.push(rejectOf(place, 'bad_entry', `Skipped archive entry ${entry.name}: it is encrypted (decrypt the archive first)`));
+      continue;
+    }
+    if (entry.method !== 0 && entry.method !== 8) {
+      items.push(
+        rejectOf(
+          place,
+          'bad_entry',
+          `Skipped archive entry ${entry.name}: it uses compression method ${entry.method}; ` +
+            'medsyn reads stored and deflated entries (re-zip the archive with deflate)',
+        ),
+      );
+      continue;
+    }
+    const entryEnd = entry.offset + LOCAL_HEADER_BYTES + LOCAL_SLACK_BYTES + entry.name.length + entry.compressedSize;
+    if (wanted.length > 0) {
+      const outOfOrder = entry.offset < start;
+      const tooMuch = entryEnd - start > BATCH_READ_BYTES || output + entry.size > BATCH_OUTPUT_BYTES;
+      if (outOfOrder || tooMuch) break;
+    } else {
+      start = entry.offset;
+    }
+    end = Math.max(end, entryEnd);
+    output += entry.size;
+    wanted.push({ index: items.length, entry, place });
+    items.push(undefined);
+  }
+
+  if (wanted.length > 0) {
+    const buffer = Buffer.allocUnsafe(Math.max(0, Math.min(end, fileSize) - start));
+    const window = buffer.subarray(0, await readAt(handle, buffer, start, name));
+    const stored: StoredEntryData[] = [];
+    for (const { entry } of wanted) {
+      const data = dataInWindow(window, start, entry, name) ?? (await readEntryData(handle, entry, name));
+      stored.push({ data, method: entry.method, crc: entry.crc, size: entry.size });
+    }
+    const inflated = inflateBatch(stored);
+    for (let k = 0; k < wanted.length; k++) {
+      const { index, entry, place } = wanted[k];
+      const bytes = inflated[k];
+      if (bytes instanceof Error) throw damaged(name, entry, bytes.message);
+      items[index] = reportFromBytes(bytes, place, maxReportBytes);
+    }
+  }
+  return { items: items as Array<Report | Reject>, next };
+}
+
+/** The stored bytes of `entry` when its local header and data lie in the batch window. */
+function dataInWindow(window: Buffer, windowStart: number, entry: FileEntry, name: string): Uint8Array | undefined {
+  const at = entry.offset - windowStart;
+  if (at + LOCAL_HEADER_BYTES > window.byteLength) return undefined;
+  const dataStart = at + localHeaderLength(window.subarray(at), entry, name);
+  const dataEnd = dataStart + entry.compressedSize;
+  return dataEnd <= window.byteLength ? window.subarray(dataStart, dataEnd) : undefined;
+}
+
+/** The stored bytes of `entry`, read on their own. */
+async function readEntryData(handle: FileHandle, entry: FileEntry, name: string): Promise<Uint8Array> {
+  const header = Buffer.allocUnsafe(LOCAL_HEADER_BYTES);
+  if ((await readAt(handle, header, entry.offset, name)) < LOCAL_HEADER_BYTES) {
+    throw damaged(name, entry, `its local header at byte ${entry.offset} is past the end of the file`);
+  }
+  const data = Buffer.allocUnsafe(entry.compressedSize);
+  if ((await readAt(handle, data, entry.offset + localHeaderLength(header, entry, name), name)) < entry.compressedSize) {
+    throw damaged(name, entry, 'its data runs past the end of the file');
+  }
+  return data;
+}
+
+/** The length of the local header at the start of `bytes`, name and extra field included. */
+function localHeaderLength(bytes: Buffer, entry: FileEntry, name: string): number {
+  if (bytes.readUInt32LE(0) !== LOCAL_HEADER_SIGNATURE) {
+    throw damaged(name, entry, `there is no local header at byte ${entry.offset}`);
+  }
+  return LOCAL_HEADER_BYTES + bytes.readUInt16LE(26) + bytes.readUInt16LE(28);
+}
+
+/** Fills `buffer` from `position` as far as the file goes; returns how many bytes were read. */
+async function readAt(handle: FileHandle, buffer: Buffer, position: number, name: string): Promise<number> {
+  let got = 0;
+  try {
+    while (got < buffer.byteLength) {
+      const { bytesRead } = await handle.read(buffer, got, buffer.byteLength - got, position + got);
+      if (bytesRead === 0) break;
+      got += bytesRead;
+    }
+  } catch (err) {
+    throw readFailed(name, err);
+  }
+  return got;
+}
+
+function damaged(name: string, entry: FileEntry, detail: string): MedsynError {
+  return new MedsynError(
+    ErrorCodes.CORRUPT_ZIP,
+    `Cannot read ${inputName(name)}: entry ${entry.name} is damaged: ${detail} (is the download complete? compare the archive's checksum with the published one)`,
+    { file: name, offset: entry.offset },
+  );
+}

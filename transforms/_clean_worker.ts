@@ -1,0 +1,45 @@
+/**
+ * The worker thread of {@link cleanInWorkers}: cleans batches of reports and sends
+ * back each result serialised, so the main thread only joins and writes lines.
+ * Private to transforms/.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { loadClipTokenizer } from '../models/clip_tokenizer.js';
+import { MedsynError } from '../errors.js';
+import type { Report } from '../records.js';
+import { createCleaner } from './clean_report.js';
+import { wordCountApproximation } from './fit_prompt.js';
+import { promptDigest } from './_clean_policy.js';
+import type { CleanBatchReply, CleanBatchRequest, CleanWorkerData } from './_clean_messages.js';
+
+const data = workerData as CleanWorkerData;
+const port = parentPort!;
+
+async function start(): Promise<void> {
+  let tokenCounter = wordCountApproximation(data.maxTokens ?? 77);
+  if (data.tokenizer !== undefined) {
+    const tokenizer = await loadClipTokenizer(data.tokenizer);
+    tokenCounter = data.maxTokens === undefined ? tokenizer : { ...tokenizer, maxTokens: data.maxTokens };
+  }
+  const clean = createCleaner({ ...data.clean, tokenCounter });
+  port.on('message', (request: CleanBatchRequest) => {
+    try {
+      const results: CleanBatchReply['results'] = request.reports.map((report: Report) => {
+        const result = clean(report);
+        if ('reason' in result) return { reject: result };
+        return { id: result.id, source: result.source, line: JSON.stringify(result), ...(data.dedupe ? { digest: promptDigest(result.prompt) } : {}) };
+      });
+      port.postMessage({ batch: request.batch, results } satisfies CleanBatchReply);
+    } catch (err) {
+      port.postMessage({ batch: request.batch, error: serializeError(err) } satisfies CleanBatchReply);
+    }
+  });
+  port.postMessage({ ready: true });
+}
+
+function serializeError(err: unknown): NonNullable<CleanBatchReply['error']> {
+  if (err instanceof MedsynError) return { message: err.message, code: err.code };
+  return { message: err instanceof Error ? (err.stack ?? err.message) : String(err) };
+}
+
+start().catch((err: unknown) => port.postMessage({ startError: serializeError(err) }));
