@@ -17,8 +17,24 @@ export * from './records.js';
 export { VERSION } from './version.js';
 
 export { readReports, type ReadReportsOptions } from './streams/read_reports.js';
-export { writeNdjson, type WriteNdjsonOptions } from './streams/ndjson_writer.js';
-export { RejectsFile } from './streams/rejects_file.js';
+export { writeNdjson, writeLines, type WriteNdjsonOptions } from './streams/ndjson_writer.js';
+export { RejectsFile, type RejectRecord } from './streams/rejects_file.js';
+export { detectFormat, REPORT_FORMATS, type ReportFormat } from './streams/detect_format.js';
+export { sanitizeKey, MAX_KEY_LENGTH, type Sample, type SampleReject, type SampleRejectReason } from './streams/sample.js';
+export { encodeSamples, type TarEncoderOptions } from './streams/tar_encoder.js';
+export { decodeSamples, type TarDecoderOptions } from './streams/tar_decoder.js';
+export { ShardWriter, writeShards, type ShardWriterOptions, type ShardSummary, type ShardWriteResult } from './streams/shard_writer.js';
+export { readShards, listShards, type ShardReaderOptions, type ShardReadSummary } from './streams/shard_reader.js';
+export {
+  readShardManifest,
+  parseShardManifest,
+  MANIFEST_FILE,
+  type ShardManifest,
+  type ShardRecord,
+  type ShardRunOptions,
+} from './streams/shard_manifest.js';
+export { expandBraces, type ExpandBracesOptions } from './streams/expand_braces.js';
+export { shuffleBuffer, type ShuffleBufferOptions } from './streams/shuffle_buffer.js';
 
 export { sectionText, normalizeSectionNames, type SectionedText } from './transforms/section_text.js';
 export { extractSections, type ExtractedSections } from './transforms/extract_sections.js';
@@ -27,6 +43,7 @@ export { fitPrompt, wordCountApproximation, type FittedPrompt } from './transfor
 export { labelReport, type LabelResult } from './transforms/chexpert_labels.js';
 export { cleanReport, createCleaner, type CleanReportOptions } from './transforms/clean_report.js';
 export { cleanReports, type CleanReportsOptions } from './transforms/clean_reports.js';
+export { cleanInWorkers, type CleanInWorkersOptions, type CleanLine } from './transforms/clean_in_workers.js';
 export { runClean, formatCleanSummary, type RunCleanOptions, type CleanSummary } from './transforms/run_clean.js';
 
 export { loadClipTokenizer, clipTokenizerDefinition, type ClipTokenizer, type TokenCounter } from './models/clip_tokenizer.js';

@@ -47,11 +47,9 @@ export async function measureCommand(
   const timer = setInterval(() => {
     peakRss = Math.max(peakRss, highWaterMark(child.pid!));
   }, 20);
-  const code = await new Promise<number | null>((resolve) => {
-    // The process is reaped by the time 'exit' fires: growth in its last 20 ms goes unseen.
-    child.on('exit', (exitCode) => resolve(exitCode));
-  });
+  // 'close' (all stdio flushed) can follow 'exit' in the same tick: listen for it from the start.
+  const closed = new Promise<number | null>((resolve) => child.on('close', (exitCode) => resolve(exitCode)));
+  const code = await closed;
   clearInterval(timer);
-  await new Promise((resolve) => child.on('close', resolve));
   return { code, seconds: (performance.now() - started) / 1000, peakRss, stderr };
 }

@@ -10,8 +10,13 @@ import { basename, dirname, join } from 'node:path';
 import { ErrorCodes, MedsynError } from '../errors.js';
 import type { Reject } from '../records.js';
 
+/** What a rejects file holds: any record with a reason code (a report's {@link Reject}, a sample's reject). */
+export interface RejectRecord {
+  reason: string;
+}
+
 /**
- * An NDJSON file of rejects, one {@link Reject} a line. Lines are whole; the file
+ * An NDJSON file of rejects, one record a line. Lines are whole; the file
  * appears under its final name only at {@link RejectsFile.close}, so a reader
  * never sees a file that is still being written.
  *
@@ -22,7 +27,7 @@ import type { Reject } from '../records.js';
  * await rejects.close();
  * ```
  */
-export class RejectsFile {
+export class RejectsFile<R extends RejectRecord = Reject> {
   readonly path: string;
   readonly #temporary: string;
   readonly #stream: WriteStream;
@@ -45,7 +50,7 @@ export class RejectsFile {
    *
    * @throws {MedsynError} `MEDSYN_ERR_WRITE_FAILED` when the file cannot be written
    */
-  async write(reject: Reject): Promise<void> {
+  async write(reject: R): Promise<void> {
     this.#check();
     this.count++;
     if (!this.#stream.write(`${JSON.stringify(reject)}\n`)) {
