@@ -20,7 +20,8 @@ export interface CleanInWorkersOptions extends Omit<CleanReportsOptions, 'tokenC
    */
   workers?: number;
   /**
-   * Reports sent to a worker at a time.
+   * Reports sent to a worker at a time, at most; a batch also closes at 4 MiB of text,
+   * which bounds what a worker holds.
    * @default 256
    */
   batchSize?: number;
@@ -37,6 +38,16 @@ export interface CleanLine {
   /** `JSON.stringify` of the {@link CleanReport}. */
   line: string;
 }
+
+/** A batch closes at this much report text (UTF-16 code units), so no worker holds much more. */
+const BATCH_CHARS = 4 << 20;
+
+/**
+ * A worker holds one batch and its results. Bounding its heap keeps the process's
+ * memory flat (V8 would otherwise grow each heap lazily towards its default limit);
+ * a batch of 4 MiB of text needs well under this.
+ */
+const WORKER_LIMITS = { maxOldGenerationSizeMb: 96, maxYoungGenerationSizeMb: 8 };
 
 interface PendingBatch {
   /** Reader rejects stay here; `undefined` marks a report sent to the worker, in order. */
@@ -91,7 +102,8 @@ export async function* cleanInWorkers(
   async function readBatch(): Promise<void> {
     const slots: Array<Reject | undefined> = [];
     const reports: Report[] = [];
-    while (reports.length < batchSize) {
+    let chars = 0;
+    while (reports.length < batchSize && chars < BATCH_CHARS) {
       const next = await iterator.next();
       if (next.done) {
         exhausted = true;
@@ -101,6 +113,7 @@ export async function* cleanInWorkers(
       else {
         slots.push(undefined);
         reports.push(next.value);
+        chars += next.value.text.length;
       }
     }
     if (slots.length === 0) return;
@@ -153,7 +166,7 @@ async function startWorkers(count: number, data: CleanWorkerData): Promise<PoolW
 }
 
 function startWorker(data: CleanWorkerData): Promise<PoolWorker> {
-  const worker = new Worker(new URL('./_clean_worker.js', import.meta.url), { workerData: data });
+  const worker = new Worker(new URL('./_clean_worker.js', import.meta.url), { workerData: data, resourceLimits: WORKER_LIMITS });
   const waiting = new Map<number, { resolve: (reply: CleanBatchReply) => void; reject: (err: Error) => void }>();
   let stopping = false;
   const failAll = (err: Error): void => {

@@ -100,11 +100,20 @@ function cleanResolved(report: Report, resolved: ResolvedCleanReportOptions): Cl
 
   const { prompt } = fitPrompt(caption, resolved.tokenCounter);
   const { labels, attributes } = labelReport(caption);
-  // Fields in reading order: who, where from, then what was made.
-  const head: Pick<CleanReport, 'id' | 'subjectId' | 'source' | 'text'> =
-    report.subjectId === undefined ? { id: report.id, source: report.source } : { id: report.id, subjectId: report.subjectId, source: report.source };
-  if (resolved.keepText) head.text = report.text;
-  return { ...head, sections, sectionUsed, prompt, caption, labels, attributes };
+  // One literal, fields in reading order: who, where from, then what was made. A field left
+  // undefined is left out of the JSON; an object spread here cost as much as the labelling.
+  return {
+    id: report.id,
+    subjectId: report.subjectId,
+    source: report.source,
+    text: resolved.keepText ? report.text : undefined,
+    sections,
+    sectionUsed,
+    prompt,
+    caption,
+    labels,
+    attributes,
+  };
 }
 
 function hasText(sections: Sections | undefined): boolean {
