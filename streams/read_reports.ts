@@ -20,7 +20,7 @@ import { DETECT_BYTES, detectFormat, REPORT_FORMATS, type ReportFormat } from '.
 import { readDirReports } from './dir_reports.js';
 import { readNdjsonReports } from './ndjson_reports.js';
 import { readTxtReport } from './txt_report.js';
-import { readZipReports } from './zip_reports.js';
+import { decodeZipBatch, readZipBatches, type ZipBatch, type ZipReportsOptions } from './zip_reports.js';
 
 /** Options of {@link readReports}. */
 export interface ReadReportsOptions {
@@ -57,6 +57,45 @@ export interface ReadReportsOptions {
   tmpDir?: string;
 }
 
+/**
+ * A batch of what {@link readReportBatches} reads: records, or a zip batch still to be
+ * inflated and decoded with `decodeZipBatch` (on whichever thread the caller likes).
+ */
+export type ReportBatch = { items: Array<Report | Reject> } | { zip: ZipBatch };
+
+/** How a reading yields what it read: records one by one, or batches. */
+interface Output<T> {
+  zip(file: string, options: ZipReportsOptions): AsyncIterable<T>;
+  records(records: AsyncIterable<Report | Reject>): AsyncIterable<T>;
+}
+
+const RECORDS: Output<Report | Reject> = {
+  async *zip(file, options) {
+    for await (const batch of readZipBatches(file, options)) yield* decodeZipBatch(batch);
+  },
+  records: (records) => records,
+};
+
+/** Records go in batches of this many; a zip comes in its own batches. */
+const BATCH_RECORDS = 256;
+
+const BATCHES: Output<ReportBatch> = {
+  async *zip(file, options) {
+    for await (const zip of readZipBatches(file, options)) yield { zip };
+  },
+  async *records(records) {
+    let items: Array<Report | Reject> = [];
+    for await (const record of records) {
+      items.push(record);
+      if (items.length === BATCH_RECORDS) {
+        yield { items };
+        items = [];
+      }
+    }
+    if (items.length > 0) yield { items };
+  },
+};
+
 type Resolved = Required<Pick<ReadReportsOptions, 'format' | 'maxReportBytes' | 'maxRecordBytes' | 'tmpDir'>> &
   Pick<ReadReportsOptions, 'idColumn' | 'textColumn' | 'stdin'>;
 
@@ -67,7 +106,7 @@ const FILE_CHUNK_BYTES = 1 << 20;
  * Reads reports from `input`, a path or `-` for stdin, in whichever format it is, and
  * yields each {@link Report} or, for a record that cannot be a report, a {@link Reject}
  * with its reason; nothing is dropped silently. Memory stays flat: everything is read as
- * the consumer pulls. See {@link readZipReports}, {@link readDirReports},
+ * the consumer pulls. See `readZipReports`, {@link readDirReports},
  * {@link readTxtReport}, {@link readCsvReports} and {@link readNdjsonReports} for what
  * each format gives (ids, `source`, rejects). A zip on stdin is spooled to a temporary
  * file in `tmpDir`, which is deleted afterwards.
@@ -87,12 +126,33 @@ const FILE_CHUNK_BYTES = 1 << 20;
  * }
  * ```
  */
-export async function* readReports(input: string, options: ReadReportsOptions = {}): AsyncGenerator<Report | Reject> {
+export function readReports(input: string, options: ReadReportsOptions = {}): AsyncGenerator<Report | Reject> {
+  return readInput(input, options, RECORDS);
+}
+
+/**
+ * Reads `input` as {@link readReports} does, in batches: up to 256 records at a time,
+ * and a zip archive in its stored batches, left for the caller to inflate and decode
+ * (`decodeZipBatch`), so that work can go to worker threads.
+ *
+ * @throws {MedsynError} as {@link readReports}
+ * @example
+ * ```ts
+ * for await (const batch of readReportBatches('mimic-cxr-reports.zip')) {
+ *   const records = 'zip' in batch ? decodeZipBatch(batch.zip) : batch.items;
+ * }
+ * ```
+ */
+export function readReportBatches(input: string, options: ReadReportsOptions = {}): AsyncGenerator<ReportBatch> {
+  return readInput(input, options, BATCHES);
+}
+
+async function* readInput<T>(input: string, options: ReadReportsOptions, output: Output<T>): AsyncGenerator<T> {
   const resolved = resolveOptions(options);
   if (typeof input !== 'string' || input === '') invalidOption('input', `must be a path or -, got ${JSON.stringify(input)}`);
   if (input === '-') {
     const stdin = resolved.stdin ?? process.stdin;
-    yield* readStream('-', stdin, resolved);
+    yield* readStream('-', stdin, resolved, output);
     return;
   }
   let stats;
@@ -106,26 +166,26 @@ export async function* readReports(input: string, options: ReadReportsOptions = 
     if (format !== 'auto' && format !== 'dir') {
       invalidOption('format', `${input} is a folder, which only format dir reads, not ${format}`);
     }
-    yield* readDirReports(input, { maxReportBytes: resolved.maxReportBytes });
+    yield* output.records(readDirReports(input, { maxReportBytes: resolved.maxReportBytes }));
     return;
   }
   if (!stats.isFile()) {
     // A FIFO or a device (`<(zcat reports.csv.gz)`, /dev/stdin): it can be read only once.
-    yield* readStream(input, createReadStream(input, { highWaterMark: FILE_CHUNK_BYTES }), resolved);
+    yield* readStream(input, createReadStream(input, { highWaterMark: FILE_CHUNK_BYTES }), resolved, output);
     return;
   }
   if (stats.size === 0) throw emptyInput(input);
   const detected = format === 'auto' ? detectFormat(input, await firstBytes(input)) : format;
   switch (detected) {
     case 'zip':
-      yield* readZipReports(input, { maxReportBytes: resolved.maxReportBytes });
+      yield* output.zip(input, { maxReportBytes: resolved.maxReportBytes });
       return;
     case 'txt':
-      yield* readTxtReport(input, { maxReportBytes: resolved.maxReportBytes });
+      yield* output.records(readTxtReport(input, { maxReportBytes: resolved.maxReportBytes }));
       return;
     case 'csv':
     case 'ndjson':
-      yield* readText(input, detected, inputBytes(createReadStream(input, { highWaterMark: FILE_CHUNK_BYTES }), input), resolved);
+      yield* output.records(readText(input, detected, inputBytes(createReadStream(input, { highWaterMark: FILE_CHUNK_BYTES }), input), resolved));
       return;
     case 'dir':
       invalidOption('format', `format dir reads a folder, and ${input} is not one`);
@@ -133,15 +193,15 @@ export async function* readReports(input: string, options: ReadReportsOptions = 
 }
 
 /** Reads `-` or another stream that can be read only once. */
-async function* readStream(name: string, stream: NodeJS.ReadableStream, options: Resolved): AsyncGenerator<Report | Reject> {
+async function* readStream<T>(name: string, stream: NodeJS.ReadableStream, options: Resolved, output: Output<T>): AsyncGenerator<T> {
   const { head, chunks, close } = await peekBytes(inputBytes(stream, name), enoughToDetect);
   try {
     if (head.byteLength === 0) throw emptyInput(name);
     const format = options.format === 'auto' ? detectFormat(name, head) : options.format;
     if (format === 'zip') {
-      yield* spooledZip(name, chunks, options);
+      yield* spooledZip(name, chunks, options, output);
     } else if (format === 'csv' || format === 'ndjson') {
-      yield* readText(name, format, chunks, options);
+      yield* output.records(readText(name, format, chunks, options));
     } else {
       invalidOption(
         'format',
@@ -168,7 +228,7 @@ function readText(
 }
 
 /** A zip's central directory is at its end: the stream goes to a temporary file first, chunk by chunk. */
-async function* spooledZip(name: string, chunks: AsyncIterable<Uint8Array>, options: Resolved): AsyncGenerator<Report | Reject> {
+async function* spooledZip<T>(name: string, chunks: AsyncIterable<Uint8Array>, options: Resolved, output: Output<T>): AsyncGenerator<T> {
   let dir: string;
   try {
     dir = await mkdtemp(join(options.tmpDir, 'medsyn-zip-'));
@@ -182,7 +242,7 @@ async function* spooledZip(name: string, chunks: AsyncIterable<Uint8Array>, opti
     } catch (err) {
       throw err instanceof MedsynError ? err : spoolFailed(name, dir, err);
     }
-    yield* readZipReports(spool, { name, maxReportBytes: options.maxReportBytes });
+    yield* output.zip(spool, { name, maxReportBytes: options.maxReportBytes });
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

@@ -5,10 +5,10 @@
  */
 
 import { open, type FileHandle } from 'node:fs/promises';
-import StreamZip from 'node-stream-zip';
 import { ErrorCodes, MedsynError } from '../errors.js';
 import type { Reject, Report } from '../records.js';
 import { inflateBatch, type StoredEntryData } from './_inflate_batch.js';
+import { centralDirectoryEntries, type FileEntry } from './_zip_directory.js';
 import { inputName, notFound, readFailed } from './_input_errors.js';
 import { parseArchivePath } from './_report_path.js';
 import {
@@ -36,18 +36,6 @@ export interface ZipReportsOptions {
   maxReportBytes?: number;
 }
 
-/** What is kept of a central directory entry: a few numbers and the name. */
-interface FileEntry {
-  name: string;
-  /** Offset of the local header. */
-  offset: number;
-  compressedSize: number;
-  size: number;
-  crc: number;
-  method: number;
-  flags: number;
-}
-
 // Reading the data of many entries with one read and one zlib stream is what makes the
 // archive fast (see _inflate_batch.ts); these bound what one batch holds in memory.
 const BATCH_ENTRIES = 512;
@@ -61,10 +49,10 @@ const LOCAL_SLACK_BYTES = 256;
 
 /**
  * Reads every report of a zip archive laid out as `files/pNN/pNNNNNNNN/sNNNNNNNN.txt`,
- * in archive order. The central directory is read with node-stream-zip; the entries'
+ * in archive order. The central directory is read a chunk at a time (see `_zip_directory.ts`); the entries'
  * data is then read in batches of consecutive entries (one file read and one zlib call
- * per batch, see `_inflate_batch.ts`), so memory holds the directory's names and
- * offsets plus one batch, never the archive.
+ * per batch, see `_inflate_batch.ts`), so memory holds one chunk of the directory and
+ * one batch, never the archive or its whole index.
  *
  * Each report: `id` the study (`s50414267`), `subjectId` the patient (`p10000032`),
  * `source` `NAME:files/p10/p10000032/s50414267.txt`, `text` the file's text, strict
@@ -89,6 +77,38 @@ export async function* readZipReports(
   file: string,
   options: ZipReportsOptions = {},
 ): AsyncGenerator<Report | Reject> {
+  for await (const batch of readZipBatches(file, options)) yield* decodeZipBatch(batch);
+}
+
+/**
+ * A batch of consecutive archive entries as stored: the rejects made without reading
+ * (bad names, too large, encrypted) and the compressed data of the rest, packed in one
+ * `ArrayBuffer` that can be transferred to a worker thread. {@link decodeZipBatch}
+ * turns it into reports.
+ */
+export interface ZipBatch {
+  /** How the archive is named in messages. */
+  name: string;
+  maxReportBytes: number;
+  /** In archive order: a reject, or the index of an entry in `entries`. */
+  slots: Array<Reject | number>;
+  entries: Array<{ place: ReportPlace; entryName: string; offset: number; method: number; crc: number; size: number; start: number; end: number }>;
+  /** The stored bytes of every entry, entry `k` at `[entries[k].start, entries[k].end)`. */
+  data: ArrayBuffer;
+}
+
+/**
+ * Reads the archive as {@link ZipBatch}es of at most 512 entries, 1 MiB read and
+ * 4 MiB inflated: what {@link readZipReports} does, but leaving the inflating and
+ * decoding to {@link decodeZipBatch}, which may run on another thread.
+ *
+ * @throws {MedsynError} as {@link readZipReports}, except the damage found when inflating
+ * @example
+ * ```ts
+ * for await (const batch of readZipBatches('mimic-cxr-reports.zip')) console.log(decodeZipBatch(batch).length);
+ * ```
+ */
+export async function* readZipBatches(file: string, options: ZipReportsOptions = {}): AsyncGenerator<ZipBatch> {
   const maxReportBytes = byteLimit('maxReportBytes', options.maxReportBytes, DEFAULT_MAX_REPORT_BYTES);
   const name = options.name ?? file;
   let handle: FileHandle;
@@ -99,49 +119,68 @@ export async function* readZipReports(
   }
   try {
     const fileSize = (await handle.stat()).size;
-    const entries = await readCentralDirectory(handle.fd, name);
-    let next = 0;
-    while (next < entries.length) {
-      const batch = await readBatch(handle, fileSize, entries, next, { name, maxReportBytes });
-      next = batch.next;
-      yield* batch.items;
-    }
+    const entries = new EntryCursor(centralDirectoryEntries(handle, fileSize, name));
+    while (!(await entries.done())) yield await readBatch(handle, fileSize, entries, { name, maxReportBytes });
   } finally {
     await handle.close();
   }
 }
 
-function readCentralDirectory(fd: number, name: string): Promise<FileEntry[]> {
-  return new Promise((resolve, reject) => {
-    const entries: FileEntry[] = [];
-    // storeEntries: false, so node-stream-zip keeps no map of its own; name validation is
-    // ours (a bad name is a reject, not the end of the run). node-stream-zip holds nothing
-    // but the fd, which is ours to close.
-    const zip = new StreamZip({ fd, storeEntries: false, skipEntryNameValidation: true });
-    zip.on('entry', (entry: StreamZip.ZipEntry) => {
-      if (entry.isDirectory) return;
-      entries.push({
-        name: entry.name,
-        offset: entry.offset,
-        compressedSize: entry.compressedSize,
-        size: entry.size,
-        crc: entry.crc,
-        method: entry.method,
-        flags: entry.flags,
-      });
-    });
-    zip.on('ready', () => resolve(entries));
-    zip.on('error', (err: unknown) => {
-      const detail = err instanceof Error ? err.message : String(err);
-      reject(
-        new MedsynError(
-          ErrorCodes.CORRUPT_ZIP,
-          `Cannot read ${inputName(name)}: not a readable zip archive (${detail}) (is it a zip, and is the download complete?)`,
-          { file: name, cause: err },
-        ),
-      );
-    });
+/**
+ * Inflates and decodes a {@link ZipBatch}: reports and rejects in archive order.
+ *
+ * @throws {MedsynError} `MEDSYN_ERR_CORRUPT_ZIP` when an entry's data is damaged
+ *   (does not inflate, CRC or size mismatch)
+ */
+export function decodeZipBatch(batch: ZipBatch): Array<Report | Reject> {
+  const stored: StoredEntryData[] = batch.entries.map((entry) => ({
+    data: new Uint8Array(batch.data, entry.start, entry.end - entry.start),
+    method: entry.method,
+    crc: entry.crc,
+    size: entry.size,
+  }));
+  const inflated = inflateBatch(stored);
+  return batch.slots.map((slot) => {
+    if (typeof slot !== 'number') return slot;
+    const bytes = inflated[slot];
+    const entry = batch.entries[slot];
+    if (bytes instanceof Error) throw damaged(batch.name, { name: entry.entryName, offset: entry.offset }, bytes.message);
+    return reportFromBytes(bytes, entry.place, batch.maxReportBytes);
   });
+}
+
+/** The directory's entries one at a time, with a look at the next before taking it. */
+class EntryCursor {
+  readonly #chunks: AsyncIterator<FileEntry[]>;
+  #chunk: FileEntry[] = [];
+  #at = 0;
+  #finished = false;
+
+  constructor(chunks: AsyncIterable<FileEntry[]>) {
+    this.#chunks = chunks[Symbol.asyncIterator]();
+  }
+
+  /** Whether every entry was taken; reads the next directory chunk when this one is used up. */
+  async done(): Promise<boolean> {
+    while (this.#at === this.#chunk.length && !this.#finished) {
+      const next = await this.#chunks.next();
+      if (next.done) this.#finished = true;
+      else {
+        this.#chunk = next.value;
+        this.#at = 0;
+      }
+    }
+    return this.#at === this.#chunk.length;
+  }
+
+  /** The next entry of the chunk at hand, or undefined at its end (call {@link done} to move on). */
+  peek(): FileEntry | undefined {
+    return this.#chunk[this.#at];
+  }
+
+  take(): void {
+    this.#at++;
+  }
 }
 
 interface Wanted {
@@ -150,38 +189,40 @@ interface Wanted {
   place: ReportPlace;
 }
 
-/** Reads, inflates and decodes the batch of entries from `from`; `next` is where the next batch starts. */
+/** Reads the stored data of the next batch of entries. */
 async function readBatch(
   handle: FileHandle,
   fileSize: number,
-  entries: readonly FileEntry[],
-  from: number,
+  entries: EntryCursor,
   options: { name: string; maxReportBytes: number },
-): Promise<{ items: Array<Report | Reject>; next: number }> {
+): Promise<ZipBatch> {
   const { name, maxReportBytes } = options;
   // A slot per entry, in archive order; the slots of entries to read are filled below.
-  const items: Array<Report | Reject | undefined> = [];
+  const items: Array<Reject | undefined> = [];
   const wanted: Wanted[] = [];
   let start = 0;
   let end = 0;
   let output = 0;
-  let next = from;
-  for (; next < entries.length && next - from < BATCH_ENTRIES; next++) {
-    const entry = entries[next];
+  for (let taken = 0; taken < BATCH_ENTRIES; taken++) {
+    const entry = entries.peek();
+    if (entry === undefined) break;
     const source = `${name}:${entry.name}`;
     const ids = parseArchivePath(entry.name);
     if ('problem' in ids) {
       items.push(rejectOf({ source }, 'bad_entry', `Skipped archive entry ${entry.name}: it ${ids.problem}`));
+      entries.take();
       continue;
     }
     const place: ReportPlace = { id: ids.id, subjectId: ids.subjectId, source };
     const biggest = Math.max(entry.size, entry.compressedSize);
     if (biggest > maxReportBytes) {
       items.push(tooLong(place, biggest, maxReportBytes));
+      entries.take();
       continue;
     }
     if ((entry.flags & 1) !== 0) {
       items.push(rejectOf(place, 'bad_entry', `Skipped archive entry ${entry.name}: it is encrypted (decrypt the archive first)`));
+      entries.take();
       continue;
     }
     if (entry.method !== 0 && entry.method !== 8) {
@@ -193,6 +234,7 @@ async function readBatch(
             'medsyn reads stored and deflated entries (re-zip the archive with deflate)',
         ),
       );
+      entries.take();
       continue;
     }
     const entryEnd = entry.offset + LOCAL_HEADER_BYTES + LOCAL_SLACK_BYTES + entry.name.length + entry.compressedSize;
@@ -203,29 +245,35 @@ async function readBatch(
     } else {
       start = entry.offset;
     }
+    entries.take();
     end = Math.max(end, entryEnd);
     output += entry.size;
     wanted.push({ index: items.length, entry, place });
     items.push(undefined);
   }
 
+  const slots: Array<Reject | number> = items.map((item) => item as Reject);
+  const batchEntries: ZipBatch['entries'] = [];
+  let data = new ArrayBuffer(0);
   if (wanted.length > 0) {
     const buffer = Buffer.allocUnsafe(Math.max(0, Math.min(end, fileSize) - start));
     const window = buffer.subarray(0, await readAt(handle, buffer, start, name));
-    const stored: StoredEntryData[] = [];
-    for (const { entry } of wanted) {
-      const data = dataInWindow(window, start, entry, name) ?? (await readEntryData(handle, entry, name));
-      stored.push({ data, method: entry.method, crc: entry.crc, size: entry.size });
-    }
-    const inflated = inflateBatch(stored);
+    const pieces: Uint8Array[] = [];
+    let packed = 0;
     for (let k = 0; k < wanted.length; k++) {
       const { index, entry, place } = wanted[k];
-      const bytes = inflated[k];
-      if (bytes instanceof Error) throw damaged(name, entry, bytes.message);
-      items[index] = reportFromBytes(bytes, place, maxReportBytes);
+      const piece = dataInWindow(window, start, entry, name) ?? (await readEntryData(handle, entry, name));
+      pieces.push(piece);
+      batchEntries.push({ place, entryName: entry.name, offset: entry.offset, method: entry.method, crc: entry.crc, size: entry.size, start: packed, end: packed + piece.byteLength });
+      packed += piece.byteLength;
+      slots[index] = k;
     }
+    // One buffer of exactly the entries' bytes, so it can be transferred to a worker whole.
+    const bytes = new Uint8Array(packed);
+    for (let k = 0; k < pieces.length; k++) bytes.set(pieces[k], batchEntries[k].start);
+    data = bytes.buffer;
   }
-  return { items: items as Array<Report | Reject>, next };
+  return { name, maxReportBytes, slots, entries: batchEntries, data };
 }
 
 /** The stored bytes of `entry` when its local header and data lie in the batch window. */
@@ -273,7 +321,7 @@ async function readAt(handle: FileHandle, buffer: Buffer, position: number, name
   return got;
 }
 
-function damaged(name: string, entry: FileEntry, detail: string): MedsynError {
+function damaged(name: string, entry: { name: string; offset: number }, detail: string): MedsynError {
   return new MedsynError(
     ErrorCodes.CORRUPT_ZIP,
     `Cannot read ${inputName(name)}: entry ${entry.name} is damaged: ${detail} (is the download complete? compare the archive's checksum with the published one)`,

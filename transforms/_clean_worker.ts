@@ -1,16 +1,17 @@
 /**
- * The worker thread of {@link cleanInWorkers}: cleans batches of reports and sends
- * back each result serialised, so the main thread only joins and writes lines.
+ * The worker thread of {@link cleanInWorkers}: inflates zip batches, cleans records and
+ * sends back each result serialised, so the main thread only reads, joins and writes.
  * Private to transforms/.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { loadClipTokenizer } from '../models/clip_tokenizer.js';
 import { MedsynError } from '../errors.js';
-import type { Report } from '../records.js';
+import { isReject } from '../records.js';
+import { decodeZipBatch } from '../streams/zip_reports.js';
 import { createCleaner } from './clean_report.js';
 import { wordCountApproximation } from './fit_prompt.js';
 import { promptDigest } from './_clean_policy.js';
-import type { CleanBatchReply, CleanBatchRequest, CleanWorkerData } from './_clean_messages.js';
+import type { CleanBatchReply, CleanBatchRequest, CleanResult, CleanWorkerData } from './_clean_messages.js';
 
 const data = workerData as CleanWorkerData;
 const port = parentPort!;
@@ -24,9 +25,10 @@ async function start(): Promise<void> {
   const clean = createCleaner({ ...data.clean, tokenCounter });
   port.on('message', (request: CleanBatchRequest) => {
     try {
-      const results: CleanBatchReply['results'] = request.reports.map((report: Report) => {
-        const result = clean(report);
-        if ('reason' in result) return { reject: result };
+      const records = request.zip ? decodeZipBatch(request.zip) : request.items!;
+      const results = records.map((record): CleanResult => {
+        const result = isReject(record) ? record : clean(record);
+        if (isReject(result)) return { reject: result };
         return { id: result.id, source: result.source, line: JSON.stringify(result), ...(data.dedupe ? { digest: promptDigest(result.prompt) } : {}) };
       });
       port.postMessage({ batch: request.batch, results } satisfies CleanBatchReply);

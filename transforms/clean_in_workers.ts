@@ -7,9 +7,10 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { ErrorCodes, invalidOption, MedsynError, type ErrorCode } from '../errors.js';
-import { isReject, type Reject, type Report } from '../records.js';
+import { isReject, type Reject } from '../records.js';
+import type { ReportBatch } from '../streams/read_reports.js';
 import type { CleanReportsOptions } from './clean_reports.js';
-import type { CleanBatchReply, CleanWorkerData } from './_clean_messages.js';
+import type { CleanBatchReply, CleanBatchRequest, CleanWorkerData } from './_clean_messages.js';
 import { duplicateReject, PromptIndex, rejectedError, resolveOnError } from './_clean_policy.js';
 
 /** Options of {@link cleanInWorkers}. */
@@ -19,12 +20,6 @@ export interface CleanInWorkersOptions extends Omit<CleanReportsOptions, 'tokenC
    * @default os.availableParallelism()
    */
   workers?: number;
-  /**
-   * Reports sent to a worker at a time, at most; a batch also closes at 4 MiB of text,
-   * which bounds what a worker holds.
-   * @default 256
-   */
-  batchSize?: number;
   /** A CLIP tokenizer folder to fit prompts with (see `loadClipTokenizer`). @default undefined (word-count estimate) */
   tokenizer?: string;
   /** The prompt limit in tokens, BOS and EOS included. @default 77, or the tokenizer's */
@@ -39,45 +34,33 @@ export interface CleanLine {
   line: string;
 }
 
-/** A batch closes at this much report text (UTF-16 code units), so no worker holds much more. */
-const BATCH_CHARS = 4 << 20;
-
 /**
  * A worker holds one batch and its results. Bounding its heap keeps the process's
  * memory flat (V8 would otherwise grow each heap lazily towards its default limit);
  * a batch of 4 MiB of text needs well under this.
  */
-const WORKER_LIMITS = { maxOldGenerationSizeMb: 96, maxYoungGenerationSizeMb: 8 };
-
-interface PendingBatch {
-  /** Reader rejects stay here; `undefined` marks a report sent to the worker, in order. */
-  slots: Array<Reject | undefined>;
-  reply: Promise<CleanBatchReply>;
-}
+const WORKER_LIMITS = { maxOldGenerationSizeMb: 96, maxYoungGenerationSizeMb: 16 };
 
 /**
- * Cleans `items` as {@link cleanReports} does, on `workers` threads, and yields the
- * results in input order: each clean report already serialised as a {@link CleanLine},
- * rejects as objects. At most two batches a worker are in flight, so memory stays
- * flat. Dedupe and `onError` are applied in input order, as in {@link cleanReports}.
+ * Cleans what {@link readReportBatches} reads, as {@link cleanReports} cleans it, on
+ * `workers` threads, and yields the results in input order: each clean report already
+ * serialised as a {@link CleanLine}, rejects as objects. Zip batches are inflated on the
+ * workers too. At most two batches a worker are in flight, so memory stays flat.
+ * Dedupe and `onError` are applied in input order, as in {@link cleanReports}.
  *
  * @throws {MedsynError} what a worker cannot start with (`MEDSYN_ERR_BAD_TOKENIZER`),
- *   `MEDSYN_ERR_REJECTED` under `onError: 'fail'`
+ *   a damaged zip entry (`MEDSYN_ERR_CORRUPT_ZIP`), `MEDSYN_ERR_REJECTED` under
+ *   `onError: 'fail'`, `MEDSYN_ERR_WORKER_FAILED`
  * @example
  * ```ts
- * for await (const item of cleanInWorkers(readReports('mimic-cxr-reports.zip'), { workers: 2 })) {
+ * for await (const item of cleanInWorkers(readReportBatches('mimic-cxr-reports.zip'), { workers: 2 })) {
  *   if (!isReject(item)) process.stdout.write(`${item.line}\n`);
  * }
  * ```
  */
-export async function* cleanInWorkers(
-  items: AsyncIterable<Report | Reject> | Iterable<Report | Reject>,
-  options: CleanInWorkersOptions = {},
-): AsyncGenerator<CleanLine | Reject> {
+export async function* cleanInWorkers(batches: AsyncIterable<ReportBatch>, options: CleanInWorkersOptions = {}): AsyncGenerator<CleanLine | Reject> {
   const workerCount = options.workers ?? availableParallelism();
   if (!Number.isInteger(workerCount) || workerCount < 1) invalidOption('workers', `must be an integer ≥ 1, got ${workerCount}`);
-  const batchSize = options.batchSize ?? 256;
-  if (!Number.isInteger(batchSize) || batchSize < 1) invalidOption('batchSize', `must be an integer ≥ 1, got ${batchSize}`);
   const onError = resolveOnError(options.onError);
   const index = options.dedupe ? new PromptIndex() : undefined;
 
@@ -92,50 +75,24 @@ export async function* cleanInWorkers(
     ...(options.maxTokens !== undefined ? { maxTokens: options.maxTokens } : {}),
   };
   const pool = await startWorkers(workerCount, data);
-  const pending: PendingBatch[] = [];
-  const iterator = (Symbol.asyncIterator in items ? items[Symbol.asyncIterator]() : items[Symbol.iterator]()) as
-    | AsyncIterator<Report | Reject>
-    | Iterator<Report | Reject>;
+  const iterator = batches[Symbol.asyncIterator]();
+  const pending: Array<Promise<CleanBatchReply>> = [];
   let exhausted = false;
   let batchNumber = 0;
 
-  async function readBatch(): Promise<void> {
-    const slots: Array<Reject | undefined> = [];
-    const reports: Report[] = [];
-    let chars = 0;
-    while (reports.length < batchSize && chars < BATCH_CHARS) {
-      const next = await iterator.next();
-      if (next.done) {
-        exhausted = true;
-        break;
-      }
-      if (isReject(next.value)) slots.push(next.value);
-      else {
-        slots.push(undefined);
-        reports.push(next.value);
-        chars += next.value.text.length;
-      }
-    }
-    if (slots.length === 0) return;
-    const worker = pool[batchNumber % pool.length]!;
-    pending.push({ slots, reply: reports.length === 0 ? Promise.resolve({ batch: batchNumber, results: [] }) : worker.clean(batchNumber, reports) });
-    batchNumber++;
-  }
-
   try {
     for (;;) {
-      while (!exhausted && pending.length < pool.length * 2) await readBatch();
-      const batch = pending.shift();
-      if (batch === undefined) return;
-      const reply = await batch.reply;
+      while (!exhausted && pending.length < pool.length * 2) {
+        const next = await iterator.next();
+        if (next.done) exhausted = true;
+        else pending.push(pool[batchNumber % pool.length]!.clean(batchNumber++, next.value));
+      }
+      const reply = await pending.shift();
+      if (reply === undefined) return;
       if (reply.error) throw workerError(reply.error);
-      const results = reply.results!;
-      let next = 0;
-      for (const slot of batch.slots) {
-        const result = slot ?? results[next++]!;
+      for (const result of reply.results!) {
         let item: CleanLine | Reject;
         if ('reject' in result) item = result.reject;
-        else if ('reason' in result) item = result;
         else {
           const first = index && result.digest !== undefined ? index.firstHolder(result.digest, result.id) : undefined;
           item = first === undefined ? { id: result.id, source: result.source, line: result.line } : duplicateReject(result.id, result.source, first);
@@ -145,12 +102,13 @@ export async function* cleanInWorkers(
       }
     }
   } finally {
+    await iterator.return?.();
     await Promise.all(pool.map((worker) => worker.stop()));
   }
 }
 
 interface PoolWorker {
-  clean(batch: number, reports: Report[]): Promise<CleanBatchReply>;
+  clean(batch: number, input: ReportBatch): Promise<CleanBatchReply>;
   stop(): Promise<void>;
 }
 
@@ -177,10 +135,15 @@ function startWorker(data: CleanWorkerData): Promise<PoolWorker> {
     worker.on('message', (message: CleanBatchReply & { ready?: boolean; startError?: { message: string; code?: ErrorCode } }) => {
       if (message.ready) {
         resolve({
-          clean(batch, reports) {
+          clean(batch, input) {
             return new Promise((resolveBatch, rejectBatch) => {
               waiting.set(batch, { resolve: resolveBatch, reject: rejectBatch });
-              worker.postMessage({ batch, reports });
+              if ('zip' in input) {
+                // The stored bytes move to the worker without a copy.
+                worker.postMessage({ batch, zip: input.zip } satisfies CleanBatchRequest, [input.zip.data]);
+              } else {
+                worker.postMessage({ batch, items: input.items } satisfies CleanBatchRequest);
+              }
             });
           },
           async stop() {

@@ -7,9 +7,6 @@
 import type { TokenCounter } from '../models/clip_tokenizer.js';
 import { splitSentences } from './_sentences.js';
 
-/** CLIP's pre-tokenizer, as a global regex: contractions, letter runs, single digits, punctuation runs. */
-const PRETOKEN = /'s|'t|'re|'ve|'m|'ll|'d|\p{L}+|\p{N}|[^\s\p{L}\p{N}]+/gu;
-
 /**
  * A token count estimated without a tokenizer, for when no `--tokenizer` is given.
  * It follows CLIP's pre-tokenizer (each digit and each punctuation run is its own
@@ -25,19 +22,74 @@ const PRETOKEN = /'s|'t|'re|'ve|'m|'ll|'d|\p{L}+|\p{N}|[^\s\p{L}\p{N}]+/gu;
  * ```
  */
 export function wordCountApproximation(maxTokens = 77): TokenCounter {
-  return {
-    maxTokens,
-    id: 'approx:clip-words',
-    countTokens(text: string): number {
-      let count = 2; // BOS and EOS
-      for (const [piece] of text.matchAll(PRETOKEN)) {
-        if (/^\p{L}/u.test(piece)) count += 1 + Math.max(0, Math.ceil((piece.length - 7) / 4));
-        else if (piece.length === 1 || piece.startsWith("'")) count += 1;
-        else count += Math.ceil(piece.length / 2); // a punctuation run such as "..." or ").": pairs merge
+  return { maxTokens, id: 'approx:clip-words', countTokens: approximateTokens };
+}
+
+/**
+ * The count {@link wordCountApproximation} makes, by a scan that follows CLIP's
+ * pre-tokenizer pattern without allocating a match per piece (it runs on every report).
+ */
+function approximateTokens(text: string): number {
+  let count = 2; // BOS and EOS
+  const length = text.length;
+  let i = 0;
+  while (i < length) {
+    const kind = charKind(text, i);
+    if (kind === SPACE) {
+      i++;
+    } else if (kind === LETTER) {
+      const start = i;
+      while (i < length && charKind(text, i) === LETTER) i++;
+      count += 1 + Math.max(0, Math.ceil((i - start - 7) / 4));
+    } else if (kind === DIGIT) {
+      i++;
+      count++;
+    } else {
+      const contraction = text.charCodeAt(i) === 39 ? contractionLength(text, i) : 0;
+      if (contraction > 0) {
+        i += contraction;
+        count++;
+        continue;
       }
-      return count;
-    },
-  };
+      // A punctuation run such as "..." or ").": pairs merge.
+      const start = i;
+      while (i < length && charKind(text, i) === OTHER) i++;
+      count += Math.ceil((i - start) / 2);
+    }
+  }
+  return count;
+}
+
+const SPACE = 0;
+const LETTER = 1;
+const DIGIT = 2;
+const OTHER = 3;
+const NON_ASCII_LETTER = /\p{L}/u;
+const NON_ASCII_DIGIT = /\p{N}/u;
+const NON_ASCII_SPACE = /\s/;
+
+/** The class of the character at `i`, as CLIP's pattern sees it (a surrogate pair counts as OTHER). */
+function charKind(text: string, i: number): number {
+  const code = text.charCodeAt(i);
+  if (code < 128) {
+    if ((code >= 97 && code <= 122) || (code >= 65 && code <= 90)) return LETTER;
+    if (code >= 48 && code <= 57) return DIGIT;
+    if (code === 32 || (code >= 9 && code <= 13)) return SPACE;
+    return OTHER;
+  }
+  const char = text[i]!;
+  if (NON_ASCII_LETTER.test(char)) return LETTER;
+  if (NON_ASCII_DIGIT.test(char)) return DIGIT;
+  if (NON_ASCII_SPACE.test(char)) return SPACE;
+  return OTHER;
+}
+
+/** The length of the contraction ('s 't 're 've 'm 'll 'd) that starts at the apostrophe at `i`, or 0. */
+function contractionLength(text: string, i: number): number {
+  const next = text[i + 1];
+  if (next === 's' || next === 't' || next === 'm' || next === 'd') return 2;
+  const two = text.slice(i + 1, i + 3);
+  return two === 're' || two === 've' || two === 'll' ? 3 : 0;
 }
 
 /** What {@link fitPrompt} returns. */

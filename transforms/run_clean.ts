@@ -7,8 +7,8 @@ import { availableParallelism } from 'node:os';
 import type { Writable } from 'node:stream';
 import { invalidOption } from '../errors.js';
 import { loadClipTokenizer, type TokenCounter } from '../models/clip_tokenizer.js';
-import { isReject, type Reject, type RejectReason, type Report } from '../records.js';
-import { readReports, type ReadReportsOptions } from '../streams/read_reports.js';
+import { isReject, type Reject, type RejectReason } from '../records.js';
+import { readReportBatches, readReports, type ReadReportsOptions } from '../streams/read_reports.js';
 import { writeLines } from '../streams/ndjson_writer.js';
 import { RejectsFile } from '../streams/rejects_file.js';
 import { cleanInWorkers } from './clean_in_workers.js';
@@ -72,38 +72,33 @@ export async function runClean(input: string, output: Writable, options: RunClea
   const started = performance.now();
   const summary: CleanSummary = { read: 0, cleaned: 0, rejected: {}, rejectedTotal: 0, seconds: 0 };
 
-  async function* limited(): AsyncGenerator<Report | Reject> {
-    for await (const item of readReports(input, options)) {
-      summary.read++;
-      yield item;
-      if (summary.read >= limit) return;
-    }
-  }
-
   async function* inProcess(): AsyncGenerator<string | Reject> {
     let tokenCounter: TokenCounter = wordCountApproximation(options.maxTokens ?? 77);
     if (options.tokenizer !== undefined) {
       const tokenizer = await loadClipTokenizer(options.tokenizer);
       tokenCounter = options.maxTokens === undefined ? tokenizer : { ...tokenizer, maxTokens: options.maxTokens };
     }
-    for await (const item of cleanReports(limited(), { ...options, tokenCounter })) yield isReject(item) ? item : JSON.stringify(item);
+    for await (const item of cleanReports(readReports(input, options), { ...options, tokenCounter })) yield isReject(item) ? item : JSON.stringify(item);
   }
 
   async function* onWorkers(): AsyncGenerator<string | Reject> {
-    for await (const item of cleanInWorkers(limited(), { ...options, workers })) yield isReject(item) ? item : item.line;
+    for await (const item of cleanInWorkers(readReportBatches(input, options), { ...options, workers })) yield isReject(item) ? item : item.line;
   }
 
   const rejectsFile = options.rejects === undefined ? undefined : new RejectsFile(options.rejects);
+  // Every record read gives one item, a line or a reject, in input order; the limit counts them.
   async function* lines(): AsyncGenerator<string> {
     for await (const item of workers === 0 ? inProcess() : onWorkers()) {
+      summary.read++;
       if (typeof item === 'string') {
         summary.cleaned++;
         yield item;
-        continue;
+      } else {
+        summary.rejectedTotal++;
+        summary.rejected[item.reason] = (summary.rejected[item.reason] ?? 0) + 1;
+        if (rejectsFile) await rejectsFile.write(item);
       }
-      summary.rejectedTotal++;
-      summary.rejected[item.reason] = (summary.rejected[item.reason] ?? 0) + 1;
-      if (rejectsFile) await rejectsFile.write(item);
+      if (summary.read >= limit) return;
     }
   }
 
