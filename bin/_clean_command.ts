@@ -30,7 +30,7 @@ export const cleanCommand: Command = {
     rejects: { type: 'string', arg: 'FILE', help: 'write rejects as NDJSON (id, source, reason, message) to FILE' },
     'on-error': { type: 'string', arg: 'POLICY', help: 'skip (default): reject bad records and go on; fail: stop at the first' },
     limit: { type: 'string', arg: 'N', help: 'stop after N reports read' },
-    workers: { type: 'string', arg: 'N', help: 'worker threads that clean (default: one per core; 0 cleans on the main thread)' },
+    workers: { type: 'string', arg: 'N', help: 'worker threads that inflate and clean (default: one per core; 0 cleans on the main thread)' },
     quiet: { type: 'boolean', short: 'q', help: 'no summary line on stderr' },
   },
   details: `

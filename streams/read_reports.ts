@@ -76,8 +76,9 @@ const RECORDS: Output<Report | Reject> = {
   records: (records) => records,
 };
 
-/** Records go in batches of this many; a zip comes in its own batches. */
+/** Records go in batches of at most this many, and of at most 4 Mi characters of text; a zip comes in its own batches. */
 const BATCH_RECORDS = 256;
+const BATCH_CHARS = 4 << 20;
 
 const BATCHES: Output<ReportBatch> = {
   async *zip(file, options) {
@@ -85,11 +86,14 @@ const BATCHES: Output<ReportBatch> = {
   },
   async *records(records) {
     let items: Array<Report | Reject> = [];
+    let chars = 0;
     for await (const record of records) {
       items.push(record);
-      if (items.length === BATCH_RECORDS) {
+      if ('text' in record) chars += record.text.length;
+      if (items.length === BATCH_RECORDS || chars >= BATCH_CHARS) {
         yield { items };
         items = [];
+        chars = 0;
       }
     }
     if (items.length > 0) yield { items };

@@ -39,7 +39,7 @@ export interface CleanLine {
  * memory flat (V8 would otherwise grow each heap lazily towards its default limit);
  * a batch of 4 MiB of text needs well under this.
  */
-const WORKER_LIMITS = { maxOldGenerationSizeMb: 96, maxYoungGenerationSizeMb: 16 };
+const WORKER_LIMITS = { maxOldGenerationSizeMb: 48, maxYoungGenerationSizeMb: 8 };
 
 /**
  * Cleans what {@link readReportBatches} reads, as {@link cleanReports} cleans it, on

@@ -1,7 +1,10 @@
 import t from 'tap';
 import { spawn } from 'node:child_process';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
+import { Readable } from 'node:stream';
+import { measureCommand } from '../../bench/_measure.js';
+import { syntheticReports } from '../../bench/_mimic_corpus.js';
 import { makeZip } from '../streams/_zip.js';
 
 const root = new URL('../../', import.meta.url).pathname;
@@ -208,4 +211,36 @@ t.test('medsyn demo cleans the fixtures and prints a summary', async (t) => {
   t.match(result.stdout, /23 cleaned, 3 rejected/);
   t.match(result.stdout, /Pleural Effusion\s+\d+\s+\d+\s+\d+/);
   t.equal(records(readFileSync(join(dir, 'out/clean.ndjson'), 'utf8')).length, 23);
+});
+
+t.test('medsyn-clean streams 200k reports through a pipe with peak RSS under 200 MB', async (t) => {
+  const count = 200_000;
+  async function* ndjson() {
+    let chunk = '';
+    for (const report of syntheticReports(count, 7)) {
+      chunk += `${JSON.stringify({ id: report.studyId, subjectId: report.subjectId, text: report.text })}\n`;
+      if (chunk.length > 1 << 16) {
+        yield chunk;
+        chunk = '';
+      }
+    }
+    yield chunk;
+  }
+  const devNull = openSync('/dev/null', 'w');
+  // As a user runs it: tap's process-info plugin hooks spawn() to add its coverage hooks to
+  // every child (NODE_OPTIONS --import, NODE_V8_COVERAGE), which hold ~50 MB more. `exec env -i`
+  // starts node with a clean environment under the same PID, so /proc still measures it.
+  const run = await measureCommand('/bin/sh', ['-c', 'exec env -i PATH="$PATH" "$0" "$@"', process.execPath, clean, '-'], {
+    stdin: Readable.from(ndjson()),
+    stdout: devNull,
+  });
+  closeSync(devNull);
+  t.equal(run.code, 0, run.stderr);
+  const summary = /^medsyn-clean: (\d+) cleaned, (\d+) rejected.* of (\d+) read/.exec(run.stderr);
+  t.ok(summary, run.stderr);
+  t.equal(Number(summary![3]), count, 'every report read');
+  t.equal(Number(summary![1]) + Number(summary![2]), count, 'each cleaned or rejected');
+  t.ok(Number(summary![2]) < 10, 'nearly all cleaned');
+  t.ok(run.peakRss > 0, 'peak RSS measured from /proc');
+  t.ok(run.peakRss < 200 * 2 ** 20, `peak RSS ${(run.peakRss / 2 ** 20).toFixed(0)} MB < 200 MB`);
 });
