@@ -38,7 +38,7 @@ export interface ZipReportsOptions {
 
 // Reading the data of many entries with one read and one zlib stream is what makes the
 // archive fast (see _inflate_batch.ts); these bound what one batch holds in memory.
-const BATCH_ENTRIES = 512;
+const BATCH_ENTRIES = 128;
 const BATCH_READ_BYTES = 1 << 20;
 const BATCH_OUTPUT_BYTES = 4 << 20;
 const LOCAL_HEADER_BYTES = 30;
@@ -98,7 +98,7 @@ export interface ZipBatch {
 }
 
 /**
- * Reads the archive as {@link ZipBatch}es of at most 512 entries, 1 MiB read and
+ * Reads the archive as {@link ZipBatch}es of at most 128 entries, 1 MiB read and
  * 4 MiB inflated: what {@link readZipReports} does, but leaving the inflating and
  * decoding to {@link decodeZipBatch}, which may run on another thread.
  *

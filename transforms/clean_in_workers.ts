@@ -43,8 +43,8 @@ const WORKER_LIMITS = { maxOldGenerationSizeMb: 48, maxYoungGenerationSizeMb: 8 
 
 /**
  * Cleans what {@link readReportBatches} reads, as {@link cleanReports} cleans it, on
- * `workers` threads, and yields the results in input order: each clean report already
- * serialised as a {@link CleanLine}, rejects as objects. Zip batches are inflated on the
+ * `workers` threads, and yields the results in input order, a batch at a time: each
+ * clean report already serialised as a {@link CleanLine}, rejects as objects. Zip batches are inflated on the
  * workers too. At most two batches a worker are in flight, so memory stays flat.
  * Dedupe and `onError` are applied in input order, as in {@link cleanReports}.
  *
@@ -53,12 +53,12 @@ const WORKER_LIMITS = { maxOldGenerationSizeMb: 48, maxYoungGenerationSizeMb: 8 
  *   `onError: 'fail'`, `MEDSYN_ERR_WORKER_FAILED`
  * @example
  * ```ts
- * for await (const item of cleanInWorkers(readReportBatches('mimic-cxr-reports.zip'), { workers: 2 })) {
- *   if (!isReject(item)) process.stdout.write(`${item.line}\n`);
+ * for await (const batch of cleanInWorkers(readReportBatches('mimic-cxr-reports.zip'), { workers: 2 })) {
+ *   for (const item of batch) if (!isReject(item)) process.stdout.write(`${item.line}\n`);
  * }
  * ```
  */
-export async function* cleanInWorkers(batches: AsyncIterable<ReportBatch>, options: CleanInWorkersOptions = {}): AsyncGenerator<CleanLine | Reject> {
+export async function* cleanInWorkers(batches: AsyncIterable<ReportBatch>, options: CleanInWorkersOptions = {}): AsyncGenerator<Array<CleanLine | Reject>> {
   const workerCount = options.workers ?? availableParallelism();
   if (!Number.isInteger(workerCount) || workerCount < 1) invalidOption('workers', `must be an integer ≥ 1, got ${workerCount}`);
   const onError = resolveOnError(options.onError);
@@ -90,16 +90,20 @@ export async function* cleanInWorkers(batches: AsyncIterable<ReportBatch>, optio
       const reply = await pending.shift();
       if (reply === undefined) return;
       if (reply.error) throw workerError(reply.error);
-      for (const result of reply.results!) {
-        let item: CleanLine | Reject;
-        if ('reject' in result) item = result.reject;
-        else {
-          const first = index && result.digest !== undefined ? index.firstHolder(result.digest, result.id) : undefined;
-          item = first === undefined ? { id: result.id, source: result.source, line: result.line } : duplicateReject(result.id, result.source, first);
+      const items = reply.results!.map((result): CleanLine | Reject => {
+        if ('reject' in result) return result.reject;
+        const first = index && result.digest !== undefined ? index.firstHolder(result.digest, result.id) : undefined;
+        return first === undefined ? { id: result.id, source: result.source, line: result.line } : duplicateReject(result.id, result.source, first);
+      });
+      if (onError === 'fail') {
+        const stop = items.findIndex((item) => isReject(item));
+        if (stop !== -1) {
+          // What came before the reject still goes out, as it does when cleaning in one thread.
+          if (stop > 0) yield items.slice(0, stop);
+          throw rejectedError(items[stop] as Reject);
         }
-        if (onError === 'fail' && isReject(item)) throw rejectedError(item);
-        yield item;
       }
+      yield items;
     }
   } finally {
     await iterator.return?.();

@@ -72,38 +72,51 @@ export async function runClean(input: string, output: Writable, options: RunClea
   const started = performance.now();
   const summary: CleanSummary = { read: 0, cleaned: 0, rejected: {}, rejectedTotal: 0, seconds: 0 };
 
-  async function* inProcess(): AsyncGenerator<string | Reject> {
+  const rejectsFile = options.rejects === undefined ? undefined : new RejectsFile(options.rejects);
+  async function countReject(reject: Reject): Promise<void> {
+    summary.rejectedTotal++;
+    summary.rejected[reject.reason] = (summary.rejected[reject.reason] ?? 0) + 1;
+    if (rejectsFile) await rejectsFile.write(reject);
+  }
+
+  // Every record read gives one item, a line or a reject, in input order; the limit counts them.
+  async function* inProcess(): AsyncGenerator<string> {
     let tokenCounter: TokenCounter = wordCountApproximation(options.maxTokens ?? 77);
     if (options.tokenizer !== undefined) {
       const tokenizer = await loadClipTokenizer(options.tokenizer);
       tokenCounter = options.maxTokens === undefined ? tokenizer : { ...tokenizer, maxTokens: options.maxTokens };
     }
-    for await (const item of cleanReports(readReports(input, options), { ...options, tokenCounter })) yield isReject(item) ? item : JSON.stringify(item);
-  }
-
-  async function* onWorkers(): AsyncGenerator<string | Reject> {
-    for await (const item of cleanInWorkers(readReportBatches(input, options), { ...options, workers })) yield isReject(item) ? item : item.line;
-  }
-
-  const rejectsFile = options.rejects === undefined ? undefined : new RejectsFile(options.rejects);
-  // Every record read gives one item, a line or a reject, in input order; the limit counts them.
-  async function* lines(): AsyncGenerator<string> {
-    for await (const item of workers === 0 ? inProcess() : onWorkers()) {
+    for await (const item of cleanReports(readReports(input, options), { ...options, tokenCounter })) {
       summary.read++;
-      if (typeof item === 'string') {
+      if (isReject(item)) await countReject(item);
+      else {
         summary.cleaned++;
-        yield item;
-      } else {
-        summary.rejectedTotal++;
-        summary.rejected[item.reason] = (summary.rejected[item.reason] ?? 0) + 1;
-        if (rejectsFile) await rejectsFile.write(item);
+        yield JSON.stringify(item);
       }
       if (summary.read >= limit) return;
     }
   }
 
+  // A batch at a time: the lines of a batch go out as one chunk.
+  async function* onWorkers(): AsyncGenerator<string> {
+    for await (const batch of cleanInWorkers(readReportBatches(input, options), { ...options, workers })) {
+      const lines: string[] = [];
+      for (const item of batch) {
+        summary.read++;
+        if (isReject(item)) await countReject(item);
+        else {
+          summary.cleaned++;
+          lines.push(item.line);
+        }
+        if (summary.read >= limit) break;
+      }
+      if (lines.length > 0) yield lines.join('\n');
+      if (summary.read >= limit) return;
+    }
+  }
+
   try {
-    await writeLines(lines(), output, { end: options.endOutput ?? true, name: 'stdout' });
+    await writeLines(workers === 0 ? inProcess() : onWorkers(), output, { end: options.endOutput ?? true, name: 'stdout' });
   } catch (err) {
     // Rejects are whole lines and describe exactly what was read before the failure, so the file is kept.
     await rejectsFile?.close().catch(() => rejectsFile.discard());
