@@ -143,7 +143,8 @@ function readZip64Extra(extra: Buffer, entry: FileEntry): void {
   }
 }
 
-async function readFully(handle: FileHandle, buffer: Buffer, position: number, name: string): Promise<void> {
+/** Fills `buffer` from `position` as far as the file goes; returns how many bytes were read. */
+export async function readAt(handle: FileHandle, buffer: Buffer, position: number, name: string): Promise<number> {
   let got = 0;
   try {
     while (got < buffer.byteLength) {
@@ -154,6 +155,11 @@ async function readFully(handle: FileHandle, buffer: Buffer, position: number, n
   } catch (err) {
     throw readFailed(name, err);
   }
+  return got;
+}
+
+async function readFully(handle: FileHandle, buffer: Buffer, position: number, name: string): Promise<void> {
+  const got = await readAt(handle, buffer, position, name);
   if (got < buffer.byteLength) throw corrupt(name, `it ends at byte ${position + got}, inside its central directory`);
 }
 

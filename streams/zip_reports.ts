@@ -8,8 +8,8 @@ import { open, type FileHandle } from 'node:fs/promises';
 import { ErrorCodes, MedsynError } from '../errors.js';
 import type { Reject, Report } from '../records.js';
 import { inflateBatch, type StoredEntryData } from './_inflate_batch.js';
-import { centralDirectoryEntries, type FileEntry } from './_zip_directory.js';
-import { inputName, notFound, readFailed } from './_input_errors.js';
+import { centralDirectoryEntries, readAt, type FileEntry } from './_zip_directory.js';
+import { inputName, notFound } from './_input_errors.js';
 import { parseArchivePath } from './_report_path.js';
 import {
   byteLimit,
@@ -304,21 +304,6 @@ function localHeaderLength(bytes: Buffer, entry: FileEntry, name: string): numbe
     throw damaged(name, entry, `there is no local header at byte ${entry.offset}`);
   }
   return LOCAL_HEADER_BYTES + bytes.readUInt16LE(26) + bytes.readUInt16LE(28);
-}
-
-/** Fills `buffer` from `position` as far as the file goes; returns how many bytes were read. */
-async function readAt(handle: FileHandle, buffer: Buffer, position: number, name: string): Promise<number> {
-  let got = 0;
-  try {
-    while (got < buffer.byteLength) {
-      const { bytesRead } = await handle.read(buffer, got, buffer.byteLength - got, position + got);
-      if (bytesRead === 0) break;
-      got += bytesRead;
-    }
-  } catch (err) {
-    throw readFailed(name, err);
-  }
-  return got;
 }
 
 function damaged(name: string, entry: { name: string; offset: number }, detail: string): MedsynError {

@@ -168,3 +168,16 @@ export const END = Buffer.alloc(1024);
 export async function* pieces(bytes: Uint8Array, size: number): AsyncGenerator<Uint8Array> {
   for (let at = 0; at < bytes.byteLength; at += size) yield bytes.subarray(at, at + size);
 }
+
+/** Collects the messages of process warnings emitted during test `t`. */
+export function captureWarnings(t: { teardown(fn: () => void): void }): string[] {
+  const warnings: string[] = [];
+  const onWarning = (warning: Error): void => {
+    warnings.push(warning.message);
+  };
+  process.on('warning', onWarning);
+  t.teardown(() => {
+    process.off('warning', onWarning);
+  });
+  return warnings;
+}

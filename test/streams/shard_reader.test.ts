@@ -7,7 +7,7 @@ import { listShards, readShards, type ShardReadSummary } from '../../streams/sha
 import { writeShards } from '../../streams/shard_writer.js';
 import type { Sample } from '../../streams/sample.js';
 import type { MedsynError } from '../../errors.js';
-import { digestSamples, makeSamples } from './_tar_fixtures.js';
+import { digestSamples, makeSamples, captureWarnings } from './_tar_fixtures.js';
 
 /** Everything a readShards generator yields, and what it returns. */
 async function readAll(generator: AsyncGenerator<Sample, ShardReadSummary>): Promise<{ samples: Sample[]; summary: ShardReadSummary }> {
@@ -145,14 +145,7 @@ t.test('readShards names a corrupt or truncated shard and the byte; onError skip
   writeFileSync(truncated, corrupt);
   await t.rejects(readAll(readShards(truncated)), { code: 'MEDSYN_ERR_CORRUPT_TAR', file: truncated, offset: 1024 });
 
-  const warnings: string[] = [];
-  const onWarning = (warning: Error): void => {
-    warnings.push(warning.message);
-  };
-  process.on('warning', onWarning);
-  t.teardown(() => {
-    process.off('warning', onWarning);
-  });
+  const warnings = captureWarnings(t);
   const { samples, summary } = await readAll(readShards([dir, join(dir, 'gone.tar')], { onError: 'skip' }));
   await new Promise((resolve) => setImmediate(resolve));
   t.equal(summary.shardsSkipped, 2);

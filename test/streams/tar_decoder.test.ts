@@ -6,7 +6,7 @@ import { gzipSync } from 'node:zlib';
 import { decodeSamples } from '../../streams/tar_decoder.js';
 import type { Sample, SampleReject } from '../../streams/sample.js';
 import { collect } from './_chunks.js';
-import { END, digestSamples, encodeToBuffer, gnuTar, makeSamples, pieces, pythonTar, rawEntry, rawHeader, sampleFiles } from './_tar_fixtures.js';
+import { END, digestSamples, encodeToBuffer, gnuTar, makeSamples, pieces, pythonTar, rawEntry, rawHeader, sampleFiles, captureWarnings } from './_tar_fixtures.js';
 
 const decodeAll = (bytes: Uint8Array, size = bytes.byteLength || 1, options: Parameters<typeof decodeSamples>[1] = {}): Promise<Sample[]> =>
   collect(decodeSamples(pieces(bytes, size), options));
@@ -178,14 +178,7 @@ t.test('decodeSamples keeps a part named __proto__ as a part', async (t) => {
 });
 
 t.test('decodeSamples reports skipped entries as process warnings when nobody listens', async (t) => {
-  const warnings: string[] = [];
-  const onWarning = (warning: Error): void => {
-    warnings.push(warning.message);
-  };
-  process.on('warning', onWarning);
-  t.teardown(() => {
-    process.off('warning', onWarning);
-  });
+  const warnings = captureWarnings(t);
   const decoded = await decodeAll(Buffer.concat([rawEntry('README', Buffer.from('x')), rawEntry('a.txt', Buffer.from('A')), END]));
   await new Promise((resolve) => setImmediate(resolve));
   t.equal(decoded.length, 1);
