@@ -43,7 +43,7 @@ export { fitPrompt, wordCountApproximation, type FittedPrompt } from './transfor
 export { labelReport, type LabelResult } from './transforms/chexpert_labels.js';
 export { cleanReport, createCleaner, type CleanReportOptions } from './transforms/clean_report.js';
 export { cleanReports, type CleanReportsOptions } from './transforms/clean_reports.js';
-export { cleanInWorkers, type CleanInWorkersOptions, type CleanLine } from './transforms/clean_in_workers.js';
+export { cleanInWorkers, type CleanInWorkersOptions } from './transforms/clean_in_workers.js';
 export { runClean, formatCleanSummary, type RunCleanOptions, type CleanSummary } from './transforms/run_clean.js';
 
 export { loadClipTokenizer, clipTokenizerDefinition, type ClipTokenizer, type TokenCounter } from './models/clip_tokenizer.js';

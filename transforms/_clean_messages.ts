@@ -19,12 +19,13 @@ export interface CleanBatchRequest {
   zip?: ZipBatch;
 }
 
-/** One result a record: a reject, or the clean report as a JSON line. */
-export type CleanResult = { reject: Reject } | { id: string; source: string; line: string; digest?: string };
-
 /** A cleaned batch, one result a record read, in order. */
 export interface CleanBatchReply {
   batch: number;
-  results?: CleanResult[];
+  /** The clean report as a JSON line, or the reject. Plain strings cost the least to pass between threads. */
+  results?: Array<string | Reject>;
+  /** With dedupe: the prompt digest and the id of each clean result, at its index. */
+  digests?: Array<string | undefined>;
+  ids?: Array<string | undefined>;
   error?: { message: string; code?: ErrorCode };
 }

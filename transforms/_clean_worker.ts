@@ -11,7 +11,8 @@ import { decodeZipBatch } from '../streams/zip_reports.js';
 import { createCleaner } from './clean_report.js';
 import { wordCountApproximation } from './fit_prompt.js';
 import { promptDigest } from './_clean_policy.js';
-import type { CleanBatchReply, CleanBatchRequest, CleanResult, CleanWorkerData } from './_clean_messages.js';
+import type { Reject } from '../records.js';
+import type { CleanBatchReply, CleanBatchRequest, CleanWorkerData } from './_clean_messages.js';
 
 const data = workerData as CleanWorkerData;
 const port = parentPort!;
@@ -26,12 +27,22 @@ async function start(): Promise<void> {
   port.on('message', (request: CleanBatchRequest) => {
     try {
       const records = request.zip ? decodeZipBatch(request.zip) : request.items!;
-      const results = records.map((record): CleanResult => {
+      const results: Array<string | Reject> = new Array(records.length);
+      const digests: Array<string | undefined> | undefined = data.dedupe ? new Array(records.length) : undefined;
+      const ids: Array<string | undefined> | undefined = data.dedupe ? new Array(records.length) : undefined;
+      for (let i = 0; i < records.length; i++) {
+        const record = records[i]!;
         const result = isReject(record) ? record : clean(record);
-        if (isReject(result)) return { reject: result };
-        return { id: result.id, source: result.source, line: JSON.stringify(result), ...(data.dedupe ? { digest: promptDigest(result.prompt) } : {}) };
-      });
-      port.postMessage({ batch: request.batch, results } satisfies CleanBatchReply);
+        if (isReject(result)) results[i] = result;
+        else {
+          results[i] = JSON.stringify(result);
+          if (digests && ids) {
+            digests[i] = promptDigest(result.prompt);
+            ids[i] = result.id;
+          }
+        }
+      }
+      port.postMessage((digests ? { batch: request.batch, results, digests, ids } : { batch: request.batch, results }) satisfies CleanBatchReply);
     } catch (err) {
       port.postMessage({ batch: request.batch, error: serializeError(err) } satisfies CleanBatchReply);
     }

@@ -7,7 +7,7 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { ErrorCodes, invalidOption, MedsynError, type ErrorCode } from '../errors.js';
-import { isReject, type Reject } from '../records.js';
+import type { Reject } from '../records.js';
 import type { ReportBatch } from '../streams/read_reports.js';
 import type { CleanReportsOptions } from './clean_reports.js';
 import type { CleanBatchReply, CleanBatchRequest, CleanWorkerData } from './_clean_messages.js';
@@ -26,14 +26,6 @@ export interface CleanInWorkersOptions extends Omit<CleanReportsOptions, 'tokenC
   maxTokens?: number;
 }
 
-/** A cleaned report as one NDJSON line (without the newline), with what the caller needs to count it. */
-export interface CleanLine {
-  id: string;
-  source: string;
-  /** `JSON.stringify` of the {@link CleanReport}. */
-  line: string;
-}
-
 /**
  * A worker holds one batch and its results. Bounding its heap keeps the process's
  * memory flat (V8 would otherwise grow each heap lazily towards its default limit);
@@ -44,7 +36,7 @@ const WORKER_LIMITS = { maxOldGenerationSizeMb: 48, maxYoungGenerationSizeMb: 8 
 /**
  * Cleans what {@link readReportBatches} reads, as {@link cleanReports} cleans it, on
  * `workers` threads, and yields the results in input order, a batch at a time: each
- * clean report already serialised as a {@link CleanLine}, rejects as objects. Zip batches are inflated on the
+ * clean report already serialised as its JSON line (a string), rejects as objects. Zip batches are inflated on the
  * workers too. At most two batches a worker are in flight, so memory stays flat.
  * Dedupe and `onError` are applied in input order, as in {@link cleanReports}.
  *
@@ -54,11 +46,11 @@ const WORKER_LIMITS = { maxOldGenerationSizeMb: 48, maxYoungGenerationSizeMb: 8 
  * @example
  * ```ts
  * for await (const batch of cleanInWorkers(readReportBatches('mimic-cxr-reports.zip'), { workers: 2 })) {
- *   for (const item of batch) if (!isReject(item)) process.stdout.write(`${item.line}\n`);
+ *   for (const item of batch) if (typeof item === 'string') process.stdout.write(`${item}\n`);
  * }
  * ```
  */
-export async function* cleanInWorkers(batches: AsyncIterable<ReportBatch>, options: CleanInWorkersOptions = {}): AsyncGenerator<Array<CleanLine | Reject>> {
+export async function* cleanInWorkers(batches: AsyncIterable<ReportBatch>, options: CleanInWorkersOptions = {}): AsyncGenerator<Array<string | Reject>> {
   const workerCount = options.workers ?? availableParallelism();
   if (!Number.isInteger(workerCount) || workerCount < 1) invalidOption('workers', `must be an integer ≥ 1, got ${workerCount}`);
   const onError = resolveOnError(options.onError);
@@ -90,13 +82,18 @@ export async function* cleanInWorkers(batches: AsyncIterable<ReportBatch>, optio
       const reply = await pending.shift();
       if (reply === undefined) return;
       if (reply.error) throw workerError(reply.error);
-      const items = reply.results!.map((result): CleanLine | Reject => {
-        if ('reject' in result) return result.reject;
-        const first = index && result.digest !== undefined ? index.firstHolder(result.digest, result.id) : undefined;
-        return first === undefined ? { id: result.id, source: result.source, line: result.line } : duplicateReject(result.id, result.source, first);
-      });
+      const items = reply.results!;
+      if (index && reply.digests && reply.ids) {
+        for (let i = 0; i < items.length; i++) {
+          const line = items[i]!;
+          if (typeof line !== 'string') continue;
+          const first = index.firstHolder(reply.digests[i]!, reply.ids[i]!);
+          // Duplicates are rare: only then is the line parsed back, for its source.
+          if (first !== undefined) items[i] = duplicateReject(reply.ids[i]!, (JSON.parse(line) as { source: string }).source, first);
+        }
+      }
       if (onError === 'fail') {
-        const stop = items.findIndex((item) => isReject(item));
+        const stop = items.findIndex((item) => typeof item !== 'string');
         if (stop !== -1) {
           // What came before the reject still goes out, as it does when cleaning in one thread.
           if (stop > 0) yield items.slice(0, stop);

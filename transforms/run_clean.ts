@@ -103,10 +103,10 @@ export async function runClean(input: string, output: Writable, options: RunClea
       const lines: string[] = [];
       for (const item of batch) {
         summary.read++;
-        if (isReject(item)) await countReject(item);
+        if (typeof item !== 'string') await countReject(item);
         else {
           summary.cleaned++;
-          lines.push(item.line);
+          lines.push(item);
         }
         if (summary.read >= limit) break;
       }
