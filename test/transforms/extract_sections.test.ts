@@ -3,6 +3,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseString } from 'fast-csv';
 import { extractSections } from '../../transforms/extract_sections.js';
+import { sectionText } from '../../transforms/section_text.js';
 
 const fixtures = new URL('../../fixtures/', import.meta.url).pathname;
 
@@ -73,4 +74,25 @@ t.test('extractSections prefers the last impression, then findings, last paragra
   t.match(extractSections('s1', 'R\n COMPARISON: Unchanged lungs.\n'), { finalText: 'Unchanged lungs.', sectionUsed: 'comparison' });
   t.match(extractSections('s1', 'R\n INDICATION: Cough.\n'), { finalText: '' });
   t.match(extractSections('s1', 'R\n INDICATION: Cough.\n'), { sections: { indication: 'Cough.' } });
+});
+
+t.test('sectionText and extractSections agree with the official parser on 400 generated layouts', async (t) => {
+  // fixtures/official/random_cases.json: headings, blank lines, CR/LF, colons without space and
+  // the per-study corrections in random combinations, with what the official code returned for each.
+  const cases = JSON.parse(readFileSync(join(fixtures, 'official/random_cases.json'), 'utf8')) as Array<{
+    study: string;
+    text: string;
+    names: string[];
+    offsets: number[];
+    final: string;
+  }>;
+  t.equal(cases.length, 400);
+  let agree = 0;
+  for (const expected of cases) {
+    const { names, offsets } = sectionText(expected.text);
+    const same = JSON.stringify([names, offsets]) === JSON.stringify([expected.names, expected.offsets]) && extractSections(expected.study, expected.text).finalText === expected.final;
+    if (same) agree++;
+    else t.fail(`differs on ${JSON.stringify(expected.text)}`);
+  }
+  t.equal(agree, cases.length);
 });
