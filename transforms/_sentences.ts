@@ -43,9 +43,15 @@ export function splitSentences(line: string): string[] {
 
 /** Whether the word that ends at `periodIndex` (exclusive) is an abbreviation or an initial. */
 function endsWithAbbreviation(line: string, periodIndex: number): boolean {
+  // The longest abbreviation is 6 characters ("approx"): look no further back than that, by character code.
   let wordStart = periodIndex;
-  while (wordStart > 0 && !/\s/.test(line[wordStart - 1]!)) wordStart--;
+  while (wordStart > 0 && periodIndex - wordStart <= 8 && !isSpace(line.charCodeAt(wordStart - 1))) wordStart--;
+  if (wordStart > 0 && !isSpace(line.charCodeAt(wordStart - 1))) return false;
   const word = line.slice(wordStart, periodIndex).replace(/^["'(\[]+/, '').toLowerCase();
-  if (word.length === 1 && /[a-z]/.test(word)) return true;
+  if (word.length === 1 && word >= 'a' && word <= 'z') return true;
   return ABBREVIATIONS.has(word);
+}
+
+function isSpace(code: number): boolean {
+  return code === 32 || (code >= 9 && code <= 13) || code === 0xa0;
 }

@@ -55,7 +55,8 @@ const WORKFLOW_NOTE = /\bcritical (?:results?|findings?|communications?)\b|\bdas
  */
 export function normalizeSection(text: string, options: NormalizeSectionOptions = {}): string {
   const dropCommunication = options.dropCommunication ?? true;
-  const joined = unwrapLines(universalNewlines(text)).replace(INLINE_NUMBER, '$1').replace(PLACEHOLDER_RUN, '___');
+  let joined = unwrapLines(universalNewlines(text)).replace(INLINE_NUMBER, '$1');
+  if (joined.includes('___')) joined = joined.replace(PLACEHOLDER_RUN, '___');
   const kept: string[] = [];
   for (const sentence of splitSentences(joined)) {
     if (dropCommunication && isCommunication(sentence)) continue;
@@ -80,25 +81,28 @@ export function isCommunication(sentence: string): boolean {
 }
 
 function unwrapLines(text: string): string {
-  let out = '';
+  const parts: string[] = [];
   let paragraphBreak = false;
   for (const rawLine of text.split('\n')) {
-    let line = rawLine.replace(/\s+/g, ' ').trim();
+    let line = rawLine.trim();
     if (line === '') {
-      paragraphBreak = out !== '';
+      paragraphBreak = parts.length > 0;
       continue;
     }
-    const marker = LINE_MARKER.exec(line);
+    // Most lines start with a letter: only a possible marker's first character runs the regex.
+    const first = line.charCodeAt(0);
+    const marker = (first >= 48 && first <= 57) || first === 40 || first === 45 || first === 42 || first === 0x2022 ? LINE_MARKER.exec(line) : null;
     if (marker) line = line.slice(marker[0].length);
-    if (out !== '') {
+    if (parts.length > 0 && (marker || paragraphBreak)) {
       // A list item or a new paragraph starts a new sentence even where the writer left off the period.
-      if ((marker || paragraphBreak) && !/[.!?:;]$/.test(out)) out += '.';
-      out += ' ';
+      const last = parts[parts.length - 1]!;
+      if (!/[.!?:;]$/.test(last)) parts[parts.length - 1] = `${last}.`;
     }
-    out += line;
+    parts.push(line);
     paragraphBreak = false;
   }
-  return out;
+  // One pass collapses the white space inside lines ("process.  The") and is a no-op where there is none.
+  return parts.join(' ').replace(/\s{2,}|[\t\v\f\u00a0\u2000-\u200a\u3000]/g, ' ');
 }
 
 function removePlaceholders(sentence: string): string {
