@@ -120,7 +120,8 @@ export async function* readZipBatches(file: string, options: ZipReportsOptions =
   try {
     const fileSize = (await handle.stat()).size;
     const entries = new EntryCursor(centralDirectoryEntries(handle, fileSize, name));
-    while (!(await entries.done())) yield await readBatch(handle, fileSize, entries, { name, maxReportBytes });
+    const cache: ReadCache = { start: 0, bytes: Buffer.alloc(0) };
+    while (!(await entries.done())) yield await readBatch(handle, fileSize, entries, cache, { name, maxReportBytes });
   } finally {
     await handle.close();
   }
@@ -190,10 +191,17 @@ interface Wanted {
 }
 
 /** Reads the stored data of the next batch of entries. */
+/** The last stretch of the archive read: consecutive batches are served from one 1 MiB read. */
+interface ReadCache {
+  start: number;
+  bytes: Buffer;
+}
+
 async function readBatch(
   handle: FileHandle,
   fileSize: number,
   entries: EntryCursor,
+  cache: ReadCache,
   options: { name: string; maxReportBytes: number },
 ): Promise<ZipBatch> {
   const { name, maxReportBytes } = options;
@@ -256,8 +264,13 @@ async function readBatch(
   const batchEntries: ZipBatch['entries'] = [];
   let data = new ArrayBuffer(0);
   if (wanted.length > 0) {
-    const buffer = Buffer.allocUnsafe(Math.max(0, Math.min(end, fileSize) - start));
-    const window = buffer.subarray(0, await readAt(handle, buffer, start, name));
+    const wantedEnd = Math.min(end, fileSize);
+    if (start < cache.start || wantedEnd > cache.start + cache.bytes.byteLength) {
+      const buffer = Buffer.allocUnsafe(Math.max(0, Math.min(Math.max(end, start + BATCH_READ_BYTES), fileSize) - start));
+      cache.start = start;
+      cache.bytes = buffer.subarray(0, await readAt(handle, buffer, start, name));
+    }
+    const window = cache.bytes.subarray(start - cache.start);
     const pieces: Uint8Array[] = [];
     let packed = 0;
     for (let k = 0; k < wanted.length; k++) {
