@@ -88,14 +88,14 @@ export function createCleaner(options: CleanReportOptions = {}): (report: Report
 function cleanResolved(report: Report, resolved: ResolvedCleanReportOptions): CleanReport | Reject {
   const reject = (reason: Reject['reason'], message: string): Reject => ({ id: report.id, source: report.source, reason, message });
 
-  if (report.text.trim() === '' && !hasText(report.sections)) return reject('empty', 'the report has no text');
+  if (!NOT_BLANK.test(report.text) && !hasText(report.sections)) return reject('empty', 'the report has no text');
   const { sections, sectionUsed, finalText } = report.sections ? chooseGivenSection(report.sections) : extractSections(report.id, report.text);
-  if (finalText.trim() === '') {
+  if (!NOT_BLANK.test(finalText)) {
     return reject('no_section', 'no impression, findings, last paragraph or comparison section with text');
   }
   const caption = normalizeSection(finalText, { dropCommunication: resolved.dropCommunication });
   if (caption === '') return reject('no_section', `the ${sectionUsed} section holds only placeholders or communication notes`);
-  const words = caption.split(' ').length;
+  const words = resolved.minWords > 1 ? countWords(caption, resolved.minWords) : 1;
   if (words < resolved.minWords) return reject('too_short', `the caption "${caption}" has ${words} word(s), fewer than ${resolved.minWords}`);
 
   const { prompt } = fitPrompt(caption, resolved.tokenCounter);
@@ -114,6 +114,16 @@ function cleanResolved(report: Report, resolved: ResolvedCleanReportOptions): Cl
     labels,
     attributes,
   };
+}
+
+/** Any character that is not white space. */
+const NOT_BLANK = /\S/;
+
+/** The words of a normalised caption (single spaces between), counted up to `enough`. */
+function countWords(caption: string, enough: number): number {
+  let words = 1;
+  for (let at = caption.indexOf(' '); at !== -1 && words < enough; at = caption.indexOf(' ', at + 1)) words++;
+  return words;
 }
 
 function hasText(sections: Sections | undefined): boolean {
