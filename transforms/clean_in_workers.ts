@@ -36,9 +36,10 @@ const WORKER_LIMITS = { maxOldGenerationSizeMb: 48, maxYoungGenerationSizeMb: 8 
 /**
  * Cleans what {@link readReportBatches} reads, as {@link cleanReports} cleans it, on
  * `workers` threads, and yields the results in input order, a batch at a time: each
- * clean report already serialised as its JSON line (a string), rejects as objects. Zip batches are inflated on the
- * workers too. At most two batches a worker are in flight, so memory stays flat.
- * Dedupe and `onError` are applied in input order, as in {@link cleanReports}.
+ * clean report already serialised as its JSON line (a string), rejects as objects.
+ * Zip batches are inflated on the workers too. At most two batches a worker are in
+ * flight, so memory stays flat. Dedupe and `onError` are applied in input order, as
+ * in {@link cleanReports}.
  *
  * @throws {MedsynError} what a worker cannot start with (`MEDSYN_ERR_BAD_TOKENIZER`),
  *   a damaged zip entry (`MEDSYN_ERR_CORRUPT_ZIP`), `MEDSYN_ERR_REJECTED` under
@@ -77,7 +78,12 @@ export async function* cleanInWorkers(batches: AsyncIterable<ReportBatch>, optio
       while (!exhausted && pending.length < pool.length * 2) {
         const next = await iterator.next();
         if (next.done) exhausted = true;
-        else pending.push(pool[batchNumber % pool.length]!.clean(batchNumber++, next.value));
+        else {
+          const reply = pool[batchNumber % pool.length]!.clean(batchNumber++, next.value);
+          // A crashed worker rejects its batches at once; they are awaited in order, later.
+          reply.catch(() => undefined);
+          pending.push(reply);
+        }
       }
       const reply = await pending.shift();
       if (reply === undefined) return;

@@ -64,7 +64,7 @@ export interface CleanSummary {
  */
 export async function runClean(input: string, output: Writable, options: RunCleanOptions = {}): Promise<CleanSummary> {
   const limit = options.limit ?? Infinity;
-  if (!(limit > 0)) invalidOption('limit', `must be a positive integer, got ${limit}`);
+  if (!(limit === Infinity || (Number.isInteger(limit) && limit > 0))) invalidOption('limit', `must be a positive integer, got ${limit}`);
   const cores = availableParallelism();
   const workers = options.workers ?? (cores > 1 ? cores : 0);
   if (!Number.isInteger(workers) || workers < 0) invalidOption('workers', `must be an integer ≥ 0, got ${workers}`);

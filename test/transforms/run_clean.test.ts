@@ -1,0 +1,40 @@
+import t from 'tap';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import { formatCleanSummary, runClean } from '../../transforms/run_clean.js';
+
+const reportsDir = new URL('../../fixtures/reports', import.meta.url).pathname;
+
+async function run(options: Parameters<typeof runClean>[2]) {
+  const out = new PassThrough();
+  let text = '';
+  out.setEncoding('utf8').on('data', (chunk: string) => (text += chunk));
+  const summary = await runClean(reportsDir, out, { workers: 0, ...options });
+  return { summary, lines: text.trim().split('\n').filter(Boolean) };
+}
+
+t.test('runClean writes clean reports, counts rejects by reason and writes the rejects file', async (t) => {
+  const dir = t.testdir({});
+  const { summary, lines } = await run({ rejects: join(dir, 'rejects.ndjson') });
+  t.match(summary, { read: 26, cleaned: 23, rejectedTotal: 3, rejected: { no_section: 2, too_short: 1 } });
+  t.equal(lines.length, 23);
+  t.equal(readFileSync(join(dir, 'rejects.ndjson'), 'utf8').trim().split('\n').length, 3);
+  t.match(formatCleanSummary(summary), /^23 cleaned, 3 rejected \(no_section 2, too_short 1\) of 26 read in \d+\.\d\d s \(\d+ reports\/s\)$/);
+});
+
+t.test('runClean stops after limit records read, rejects included', async (t) => {
+  const { summary, lines } = await run({ limit: 5 });
+  t.equal(summary.read, 5);
+  t.equal(lines.length + summary.rejectedTotal, 5);
+  await t.rejects(run({ limit: 0 }), { code: 'MEDSYN_ERR_INVALID_OPTION', option: 'limit' });
+  await t.rejects(run({ workers: -1 }), { code: 'MEDSYN_ERR_INVALID_OPTION', option: 'workers' });
+});
+
+t.test('runClean keeps the rejects file of a run that fails', async (t) => {
+  const dir = t.testdir({});
+  await t.rejects(runClean(reportsDir, new PassThrough().resume(), { workers: 0, onError: 'fail', rejects: join(dir, 'r.ndjson') }), {
+    code: 'MEDSYN_ERR_REJECTED',
+  });
+  t.equal(readFileSync(join(dir, 'r.ndjson'), 'utf8'), '', 'whole, and empty: the failing record is the error, not a reject line');
+});
