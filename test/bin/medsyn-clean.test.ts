@@ -4,7 +4,7 @@ import { closeSync, openSync, readdirSync, readFileSync, writeFileSync } from 'n
 import { join, relative } from 'node:path';
 import { Readable } from 'node:stream';
 import { measureCommand } from '../../bench/_measure.js';
-import { syntheticReports } from '../../bench/_mimic_corpus.js';
+import { mimicEntryName, syntheticReports, writeZip } from '../../bench/_mimic_corpus.js';
 import { makeZip } from '../streams/_zip.js';
 
 const root = new URL('../../', import.meta.url).pathname;
@@ -135,6 +135,27 @@ t.test('medsyn-clean gives the same output on worker threads and in one thread',
   const onTwo = await run(clean, [reportsDir, '--workers', '2', '--dedupe', '-q']);
   t.equal(onTwo.stdout, inOne.stdout);
   t.ok(inOne.stdout.length > 1000);
+});
+
+t.test('medsyn-clean gives the same output on worker threads across many batches, with --dedupe and --limit', async (t) => {
+  const dir = t.testdir({});
+  const zipPath = join(dir, 'corpus.zip');
+  const encoder = new TextEncoder();
+  await writeZip(
+    zipPath,
+    (function* () {
+      for (const report of syntheticReports(3000, 3)) yield { name: mimicEntryName(report), data: encoder.encode(report.text) };
+    })(),
+  );
+  for (const extra of [[], ['--dedupe'], ['--dedupe', '--limit', '1234']]) {
+    const inOne = await run(clean, [zipPath, '--workers', '0', ...extra]);
+    const onTwo = await run(clean, [zipPath, '--workers', '2', ...extra]);
+    t.equal(onTwo.code, 0, onTwo.stderr);
+    t.equal(onTwo.stdout, inOne.stdout, extra.join(' ') || 'defaults');
+    t.equal(onTwo.stderr.replace(/ in .*$/s, ''), inOne.stderr.replace(/ in .*$/s, ''), 'the same counts');
+  }
+  const deduped = await run(clean, [zipPath, '--dedupe', '-q']);
+  t.ok(records(deduped.stdout).length < 3000, 'the synthetic corpus repeats prompts, so dedupe drops some');
 });
 
 t.test('medsyn-clean fails on bad files with one line, an error code and exit 1', async (t) => {
