@@ -26,6 +26,9 @@ const PREFERENCE = [
   ['comparison', 'comparison'],
 ] as const;
 
+/** The sections a {@link CleanReport} keeps: the preferred ones first, then the indication. */
+const KEPT = [...PREFERENCE, ['indication', 'indication']] as const;
+
 /**
  * Sections a report and chooses its final text as the official tool does: the
  * per-study corrections first, then the *last* section named impression, else
@@ -42,16 +45,13 @@ const PREFERENCE = [
  */
 export function extractSections(id: string, text: string): ExtractedSections {
   const { sections: texts, names } = sectionText(text);
-  const found = new Map<string, string>();
-  for (const name of [...PREFERENCE.map(([official]) => official), 'indication']) {
-    const index = names.lastIndexOf(name);
-    if (index !== -1) found.set(name, pyStrip(texts[index]!));
-  }
+  // The last section of each kept kind, stripped; undefined where the report has none.
+  const found: Array<string | undefined> = KEPT.map(([official]) => {
+    const index = names.lastIndexOf(official);
+    return index === -1 ? undefined : pyStrip(texts[index]!);
+  });
   const sections: Sections = {};
-  for (const [official, key] of [...PREFERENCE, ['indication', 'indication'] as const]) {
-    const section = found.get(official);
-    if (section) sections[key] = section;
-  }
+  for (let k = 0; k < KEPT.length; k++) if (found[k]) sections[KEPT[k]![1]] = found[k];
 
   const range = CUSTOM_RANGES.get(id);
   if (range !== undefined) {
@@ -63,9 +63,9 @@ export function extractSections(id: string, text: string): ExtractedSections {
   const customIndex = customName === undefined ? -1 : names.lastIndexOf(customName);
   if (customIndex !== -1) return { sections, sectionUsed: 'custom', finalText: pyStrip(texts[customIndex]!) };
 
-  for (const [official, key] of PREFERENCE) {
-    const section = found.get(official);
-    if (section !== undefined) return { sections, sectionUsed: key, finalText: section };
+  for (let k = 0; k < PREFERENCE.length; k++) {
+    const section = found[k];
+    if (section !== undefined) return { sections, sectionUsed: PREFERENCE[k]![1], finalText: section };
   }
   return { sections, sectionUsed: 'impression', finalText: '' };
 }
