@@ -3,7 +3,6 @@
  *
  * @module
  */
-import { loadClipTokenizer } from '../models/clip_tokenizer.js';
 import { formatCleanSummary, runClean, type RunCleanOptions } from '../transforms/run_clean.js';
 import { ErrorCodes, MedsynError } from '../errors.js';
 import { choiceFlag, integerFlag, type Command } from './_cli.js';
@@ -84,11 +83,8 @@ Examples:
     if (textColumn !== undefined) options.textColumn = textColumn;
     const maxTokens = integerFlag(values, 'max-tokens', 3);
     if (maxTokens !== undefined) options.maxTokens = maxTokens;
-    if (typeof values['tokenizer'] === 'string') {
-      // Load it here once, so a bad folder fails before any reading starts.
-      await loadClipTokenizer(values['tokenizer']);
-      options.tokenizer = values['tokenizer'];
-    }
+    // runClean loads it (in each worker) before it reads anything, so a bad folder fails first.
+    if (typeof values['tokenizer'] === 'string') options.tokenizer = values['tokenizer'];
     const workers = integerFlag(values, 'workers', 0);
     if (workers !== undefined) options.workers = workers;
     const minWords = integerFlag(values, 'min-words', 0);

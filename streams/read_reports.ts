@@ -20,7 +20,7 @@ import { DETECT_BYTES, detectFormat, REPORT_FORMATS, type ReportFormat } from '.
 import { readDirReports } from './dir_reports.js';
 import { readNdjsonReports } from './ndjson_reports.js';
 import { readTxtReport } from './txt_report.js';
-import { decodeZipBatch, readZipBatches, type ZipBatch, type ZipReportsOptions } from './zip_reports.js';
+import { readZipBatches, readZipReports, type ZipBatch, type ZipReportsOptions } from './zip_reports.js';
 
 /** Options of {@link readReports}. */
 export interface ReadReportsOptions {
@@ -69,12 +69,7 @@ interface Output<T> {
   records(records: AsyncIterable<Report | Reject>): AsyncIterable<T>;
 }
 
-const RECORDS: Output<Report | Reject> = {
-  async *zip(file, options) {
-    for await (const batch of readZipBatches(file, options)) yield* decodeZipBatch(batch);
-  },
-  records: (records) => records,
-};
+const RECORDS: Output<Report | Reject> = { zip: readZipReports, records: (records) => records };
 
 /** Records go in batches of at most this many, and of at most 4 Mi characters of text; a zip comes in its own batches. */
 const BATCH_RECORDS = 256;

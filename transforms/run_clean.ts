@@ -118,8 +118,10 @@ export async function runClean(input: string, output: Writable, options: RunClea
   try {
     await writeLines(workers === 0 ? inProcess() : onWorkers(), output, { end: options.endOutput ?? true, name: 'stdout' });
   } catch (err) {
-    // Rejects are whole lines and describe exactly what was read before the failure, so the file is kept.
-    await rejectsFile?.close().catch(() => rejectsFile.discard());
+    // Rejects are whole lines and describe exactly what was read before the failure, so a file
+    // that holds some is kept; a run that failed before any reject leaves no file at all.
+    if (rejectsFile && rejectsFile.count === 0) rejectsFile.discard();
+    else await rejectsFile?.close().catch(() => rejectsFile.discard());
     throw err;
   }
   await rejectsFile?.close();

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { formatCleanSummary, runClean } from '../../transforms/run_clean.js';
@@ -31,10 +31,15 @@ t.test('runClean stops after limit records read, rejects included', async (t) =>
   await t.rejects(run({ workers: -1 }), { code: 'MEDSYN_ERR_INVALID_OPTION', option: 'workers' });
 });
 
-t.test('runClean keeps the rejects file of a run that fails', async (t) => {
-  const dir = t.testdir({});
-  await t.rejects(runClean(reportsDir, new PassThrough().resume(), { workers: 0, onError: 'fail', rejects: join(dir, 'r.ndjson') }), {
+t.test('runClean keeps the rejects of a run that fails, and leaves no file when there were none', async (t) => {
+  const dir = t.testdir({ 'broken.csv': 'id,text\ns1,"R\n IMPRESSION: Clear lungs."\ns2,a,b\ns3,"unterminated\n' });
+  await t.rejects(runClean(join(dir, 'broken.csv'), new PassThrough().resume(), { workers: 0, rejects: join(dir, 'r.ndjson') }), {
+    code: 'MEDSYN_ERR_BAD_CSV',
+  });
+  t.match(readFileSync(join(dir, 'r.ndjson'), 'utf8'), /"reason":"bad_row"/, 'the reject read before the failure');
+  await t.rejects(runClean(reportsDir, new PassThrough().resume(), { workers: 0, onError: 'fail', rejects: join(dir, 'none.ndjson') }), {
     code: 'MEDSYN_ERR_REJECTED',
   });
-  t.equal(readFileSync(join(dir, 'r.ndjson'), 'utf8'), '', 'whole, and empty: the failing record is the error, not a reject line');
+  t.notOk(existsSync(join(dir, 'none.ndjson')), 'the failing record is the error, not a reject: no file');
+  t.same(readdirSync(dir).sort(), ['broken.csv', 'r.ndjson'], 'no temporary file left');
 });
