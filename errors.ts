@@ -41,6 +41,8 @@ export const ErrorCodes = {
   BAD_SAMPLE: 'MEDSYN_ERR_BAD_SAMPLE',
   /** An output folder that cannot be written or resumed: foreign files, another prefix, a gap in the shards. */
   OUTPUT_CONFLICT: 'MEDSYN_ERR_OUTPUT_CONFLICT',
+  /** A generator backend failed on a batch (a render, a model run, a remote call). */
+  GENERATION_FAILED: 'MEDSYN_ERR_GENERATION_FAILED',
 } as const;
 
 /** One of the values of {@link ErrorCodes}. */

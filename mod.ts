@@ -17,7 +17,10 @@ export * from './records.js';
 export { VERSION } from './version.js';
 
 export { readReports, type ReadReportsOptions } from './streams/read_reports.js';
-export { writeNdjson, writeLines, type WriteNdjsonOptions } from './streams/ndjson_writer.js';
+export { writeNdjson, writeLines, writeOutput, type WriteNdjsonOptions } from './streams/ndjson_writer.js';
+export { readCleanNdjson, isCleanReportJson, type CleanNdjsonOptions } from './streams/clean_ndjson.js';
+export { openCleanInput, type OpenCleanInputOptions, type OpenedInput } from './streams/open_clean_input.js';
+export { readStudyImages, type StudyImage, type StudyImagesOptions } from './streams/mimic_jpg_metadata.js';
 export { RejectsFile, type RejectRecord } from './streams/rejects_file.js';
 export { detectFormat, REPORT_FORMATS, type ReportFormat } from './streams/detect_format.js';
 export { sanitizeKey, MAX_KEY_LENGTH, type Sample, type SampleReject, type SampleRejectReason } from './streams/sample.js';
@@ -45,5 +48,15 @@ export { cleanReport, createCleaner, type CleanReportOptions } from './transform
 export { cleanReports, type CleanReportsOptions } from './transforms/clean_reports.js';
 export { cleanInWorkers, type CleanInWorkersOptions } from './transforms/clean_in_workers.js';
 export { runClean, formatCleanSummary, type RunCleanOptions, type CleanSummary } from './transforms/run_clean.js';
+export { encodeImage, resolveEncodeOptions, IMAGE_FORMATS, type ImageFormat, type EncodeImageOptions } from './transforms/encode_image.js';
+export { generateSamples, type GenerateSamplesOptions, type SampleMetadata } from './transforms/generate_samples.js';
+export { runGenerate, formatGenerateSummary, type RunGenerateOptions, type GenerateSummary } from './transforms/run_generate.js';
 
 export { loadClipTokenizer, clipTokenizerDefinition, type ClipTokenizer, type TokenCounter } from './models/clip_tokenizer.js';
+export { isMiss, type Generator, type GenerationRequest, type GeneratedImage, type GenerationMiss } from './models/generator.js';
+export { deriveSeed, SeededRandom, MAX_SEED } from './models/seeded_random.js';
+export { phantomFindings, type PhantomFindings, type PhantomOpacity, type Device, type Side, type Sides } from './models/phantom_findings.js';
+export { renderPhantom, PHANTOM_MODEL } from './models/render_phantom.js';
+export { createPhantomGenerator, type PhantomGeneratorOptions } from './models/phantom_generator.js';
+export { createImageFolderGenerator, type ImageFolderGeneratorOptions } from './models/image_folder_generator.js';
+export { createGenerator, BACKENDS, type Backend, type CreateGeneratorOptions } from './models/create_generator.js';

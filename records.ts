@@ -118,7 +118,11 @@ export type RejectReason =
   | 'bad_json'
   | 'bad_entry'
   | 'missing_id'
-  | 'not_utf8';
+  | 'not_utf8'
+  | 'no_prompt'
+  | 'missing_image'
+  | 'bad_image'
+  | 'generation_failed';
 
 /** A record that did not make it through a stage, and why. Written as NDJSON to `--rejects`. */
 export interface Reject {

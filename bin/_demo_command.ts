@@ -6,11 +6,15 @@
 import { createReadStream, createWriteStream, existsSync, mkdirSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { join, resolve } from 'node:path';
+import { PassThrough } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { OBSERVATIONS, OBSERVATION_NAMES, type CleanReport } from '../records.js';
+import { writeShards } from '../streams/shard_writer.js';
+import { decodeSamples } from '../streams/tar_decoder.js';
 import { formatCleanSummary, runClean } from '../transforms/run_clean.js';
+import { formatGenerateSummary, runGenerate } from '../transforms/run_generate.js';
 import { ErrorCodes, MedsynError } from '../errors.js';
-import type { Command } from './_cli.js';
+import { integerFlag, type Command } from './_cli.js';
 
 /** The fixtures folder of the installed package, from dist/bin or from bin/. */
 function fixturesDir(): string {
@@ -29,14 +33,23 @@ export const demoCommand: Command = {
   readsStdin: false,
   flags: {
     out: { type: 'string', arg: 'DIR', help: 'where the outputs go (default demo-out)' },
+    size: { type: 'string', arg: 'PX', help: 'image size (default 256)' },
   },
   details: `
-Cleans the fixture reports in fixtures/reports (MIMIC-CXR layout, written for
-medsyn, no patient data) and writes DIR/clean.ndjson and DIR/rejects.ndjson,
-then prints a summary: rejects by reason, label counts, example prompts.
+Runs clean -> generate -> shard on the fixture reports in fixtures/reports
+(MIMIC-CXR layout, written for medsyn, no patient data) with the phantom
+backend, as
+
+  medsyn-clean fixtures/reports --rejects DIR/rejects.ndjson > DIR/clean.ndjson
+  medsyn-gen DIR/clean.ndjson --size 256 | medsyn-shard DIR/shards --overwrite
+
+would, then prints what it made: rejects by reason, label counts, example
+prompts, the shards. The phantom is a test double for real generators: a
+procedural chest radiograph drawn from each report's labels.
 `,
   async run(values) {
     const out = resolve((values['out'] as string | undefined) ?? 'demo-out');
+    const size = integerFlag(values, 'size', 16) ?? 256;
     mkdirSync(out, { recursive: true });
     const cleanPath = join(out, 'clean.ndjson');
     const rejectsPath = join(out, 'rejects.ndjson');
@@ -55,11 +68,22 @@ then prints a summary: rejects by reason, label counts, example prompts.
       }
     }
 
+    // Generate into the shard writer through a tar stream, as the two CLIs do through a pipe.
+    const shardsDir = join(out, 'shards');
+    const tar = new PassThrough();
+    const [generated, sharded] = await Promise.all([
+      runGenerate(cleanPath, tar, { size }),
+      writeShards(decodeSamples(tar), shardsDir, { overwrite: true }),
+    ]);
+
     const lines = [
-      `medsyn demo: cleaned the fixture reports in ${input}`,
-      `  ${formatCleanSummary(summary)}`,
+      `medsyn demo: clean -> generate (phantom) -> shard on the fixture reports in ${input}`,
+      `  clean:    ${formatCleanSummary(summary)}`,
+      `  generate: ${formatGenerateSummary(generated)}`,
+      `  shard:    ${sharded.shardsWritten} shard(s), ${sharded.samplesWritten} samples, ${(sharded.bytesWritten / 1e6).toFixed(1)} MB in ${shardsDir}`,
       `  wrote ${cleanPath}`,
       `  wrote ${rejectsPath}`,
+      `  wrote ${join(shardsDir, 'manifest.json')}`,
       '',
       '  CheXpert labels          positive  negative  uncertain',
       ...OBSERVATIONS.filter((observation) => counts.has(observation)).map((observation) => {
@@ -69,6 +93,8 @@ then prints a summary: rejects by reason, label counts, example prompts.
       '',
       '  Example prompts:',
       ...examples.map((report) => `  ${report.id}  ${report.prompt}`),
+      '',
+      `  Look at one: tar xOf ${join(shardsDir, 'shard-000000.tar')} ${examples[0]?.id ?? 's50000001'}.png > example.png`,
       '',
     ];
     process.stdout.write(lines.join('\n'));

@@ -5,17 +5,8 @@
  */
 
 import type { Reject, Report, Sections } from '../records.js';
-import { splitLines } from './split_lines.js';
-import {
-  byteLimit,
-  decodeUtf8,
-  DEFAULT_MAX_REPORT_BYTES,
-  notUtf8,
-  RECORD_BYTES_PER_REPORT_BYTE,
-  rejectOf,
-  reportOf,
-  tooLong,
-} from './_report_text.js';
+import { readNdjsonRecords } from './_ndjson_records.js';
+import { rejectOf, reportOf, tooLong } from './_report_text.js';
 
 /** Options of {@link readNdjsonReports}. */
 export interface NdjsonReportsOptions {
@@ -54,39 +45,7 @@ export async function* readNdjsonReports(
   chunks: AsyncIterable<Uint8Array | string>,
   options: NdjsonReportsOptions = {},
 ): AsyncGenerator<Report | Reject> {
-  const name = options.name ?? '-';
-  const maxReportBytes = byteLimit('maxReportBytes', options.maxReportBytes, DEFAULT_MAX_REPORT_BYTES);
-  const maxRecordBytes = byteLimit(
-    'maxRecordBytes',
-    options.maxRecordBytes,
-    Math.min(2 ** 31, maxReportBytes * RECORD_BYTES_PER_REPORT_BYTE),
-  );
-  for await (const line of splitLines(chunks, { maxLineBytes: maxRecordBytes })) {
-    const source = `${name}:${line.number}`;
-    if (line.truncated) {
-      yield rejectOf(
-        { id: idNear(line.bytes), source },
-        'too_long',
-        `Skipped line ${source}: it is ${line.byteLength} bytes, over maxRecordBytes ${maxRecordBytes} ` +
-          '(raise maxReportBytes or maxRecordBytes to keep it)',
-      );
-      continue;
-    }
-    const json = decodeUtf8(line.bytes);
-    if (json === undefined) {
-      yield notUtf8({ source }, line.bytes);
-      continue;
-    }
-    if (json.trim() === '') continue;
-    let value: unknown;
-    try {
-      value = JSON.parse(json);
-    } catch (err) {
-      yield rejectOf({ source }, 'bad_json', `Skipped line ${source}: it is not JSON (${(err as Error).message.slice(0, 120)})`);
-      continue;
-    }
-    yield toReport(value, source, line.byteLength, maxReportBytes);
-  }
+  yield* readNdjsonRecords(chunks, options, toReport);
 }
 
 function toReport(value: unknown, source: string, lineBytes: number, maxReportBytes: number): Report | Reject {
@@ -119,16 +78,4 @@ function toReport(value: unknown, source: string, lineBytes: number, maxReportBy
     if (bytes > maxReportBytes) return tooLong({ id, source }, bytes, maxReportBytes);
   }
   return reportOf(subjectId === undefined ? { id, source } : { id, subjectId, source }, text, sections);
-}
-
-/** The `"id"` near the start of a line too long to parse, for the reject; undefined when there is none. */
-function idNear(start: Uint8Array): string | undefined {
-  const head = Buffer.from(start.buffer, start.byteOffset, Math.min(start.byteLength, 4096)).toString('utf8');
-  const match = /"id"\s*:\s*("(?:[^"\\]|\\.){1,256}")/.exec(head);
-  if (match === null) return undefined;
-  try {
-    return JSON.parse(match[1]) as string;
-  } catch {
-    return undefined;
-  }
 }

@@ -67,12 +67,31 @@ export async function writeLines(lines: AsyncIterable<string> | Iterable<string>
     }
     if (chunk !== '') yield chunk;
   }
+  await writeOutput(chunks(), output, options);
+  return count;
+}
+
+/**
+ * Writes chunks (bytes or strings) to `output` with backpressure: the next chunk is
+ * pulled only when `output` has room.
+ *
+ * @throws {MedsynError} `MEDSYN_ERR_WRITE_FAILED` when `output` fails; a closed pipe
+ * (`EPIPE`) and a `MedsynError` from `chunks` are rethrown as they are
+ * @example
+ * ```ts
+ * await writeOutput(encodeSamples(samples), process.stdout, { end: false, name: 'stdout' });
+ * ```
+ */
+export async function writeOutput(
+  chunks: AsyncIterable<Uint8Array | string>,
+  output: Writable,
+  options: Pick<WriteNdjsonOptions, 'end' | 'name'> = {},
+): Promise<void> {
   try {
-    await pipeline(Readable.from(chunks(), { objectMode: false }), output, { end: options.end ?? true });
+    await pipeline(Readable.from(chunks, { objectMode: false }), output, { end: options.end ?? true });
   } catch (err) {
     const code = (err as { code?: string }).code;
     if (code === 'EPIPE' || err instanceof MedsynError || code === undefined) throw err;
     throw new MedsynError(ErrorCodes.WRITE_FAILED, `Cannot write ${options.name ?? 'output'}: ${(err as Error).message}`, { cause: err });
   }
-  return count;
 }

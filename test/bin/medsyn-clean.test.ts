@@ -225,15 +225,6 @@ t.test('medsyn-clean stops quietly when the reader of its stdout goes away', asy
   t.notMatch(result.stderr, /EPIPE|unexpected/);
 });
 
-t.test('medsyn demo cleans the fixtures and prints a summary', async (t) => {
-  const dir = t.testdir({});
-  const result = await run(medsyn, ['demo', '--out', join(dir, 'out')]);
-  t.equal(result.code, 0, result.stderr);
-  t.match(result.stdout, /23 cleaned, 3 rejected/);
-  t.match(result.stdout, /Pleural Effusion\s+\d+\s+\d+\s+\d+/);
-  t.equal(records(readFileSync(join(dir, 'out/clean.ndjson'), 'utf8')).length, 23);
-});
-
 t.test('medsyn-clean streams 200k reports through a pipe with peak RSS under 200 MB', async (t) => {
   const count = 200_000;
   async function* ndjson() {

@@ -1,0 +1,153 @@
+/**
+ * `medsyn gen` / `medsyn-gen`: reports in, a WebDataset sample tar stream out.
+ *
+ * @module
+ */
+import { BACKENDS } from '../models/create_generator.js';
+import { ErrorCodes, MedsynError } from '../errors.js';
+import { IMAGE_FORMATS } from '../transforms/encode_image.js';
+import { formatGenerateSummary, runGenerate, type GenerateSummary, type RunGenerateOptions } from '../transforms/run_generate.js';
+import { choiceFlag, integerFlag, type Command } from './_cli.js';
+
+const FORMATS = ['auto', 'clean', 'zip', 'dir', 'txt', 'csv', 'ndjson'] as const;
+
+/** The `gen` command. */
+export const genCommand: Command = {
+  name: 'gen',
+  summary: 'Generate an image for each report and write image-text samples as a WebDataset tar stream on stdout.',
+  usage: [
+    'medsyn-gen [options] [INPUT] > samples.tar',
+    'cat reports.csv | medsyn-gen [options] | medsyn-shard out/',
+    'medsyn-clean reports.zip | medsyn-gen --batch-size 16 | medsyn-shard out/',
+  ],
+  readsStdin: true,
+  flags: {
+    backend: { type: 'string', arg: 'NAME', help: `image backend: ${BACKENDS.join('|')} (default phantom)` },
+    size: { type: 'string', arg: 'PX', help: 'image width and height in pixels (default 512)' },
+    'batch-size': { type: 'string', arg: 'N', help: 'images per generator call (default 8); the last batch is flushed at end of input' },
+    'images-per-report': { type: 'string', arg: 'N', help: 'images per report, keys <id>_0 ... <id>_<N-1> (default 1: key <id>)' },
+    seed: { type: 'string', arg: 'N', help: "the run's seed; each image's seed derives from it, the key, variant and attempt (default 0)" },
+    'image-format': { type: 'string', arg: 'FMT', help: `${IMAGE_FORMATS.join('|')} (default png); the part's extension follows` },
+    quality: { type: 'string', arg: 'Q', help: 'jpg/webp quality 1-100 (default 90)' },
+    compression: { type: 'string', arg: 'L', help: 'png zlib level 0-9 (default 6)' },
+    workers: { type: 'string', arg: 'N', help: 'phantom: render threads (default: one per core; 0 renders on the main thread)' },
+    images: { type: 'string', arg: 'DIR', help: 'images backend: the MIMIC-CXR-JPG folder (files/pNN/pNNNNNNNN/sNNNNNNNN/*.jpg)' },
+    metadata: { type: 'string', arg: 'FILE', help: 'images backend: mimic-cxr-2.0.0-metadata.csv[.gz], to choose images by view' },
+    view: { type: 'string', arg: 'LIST', help: 'images backend: keep these views, e.g. PA,AP (needs --metadata)' },
+    format: { type: 'string', arg: 'FMT', help: `input format: ${FORMATS.join('|')} (default auto; clean = medsyn-clean's NDJSON)` },
+    'id-column': { type: 'string', arg: 'NAME', help: 'generic CSV: the column with the study id (default id)' },
+    'text-column': { type: 'string', arg: 'NAME', help: 'generic CSV: the column with the whole report text (default text)' },
+    tokenizer: { type: 'string', arg: 'DIR', help: 'CLIP tokenizer folder to fit prompts of raw reports exactly (default: a word-count estimate)' },
+    'max-tokens': { type: 'string', arg: 'N', help: "prompt limit in tokens, BOS/EOS included (default 77, or the tokenizer's)" },
+    'min-words': { type: 'string', arg: 'N', help: 'raw reports: reject captions shorter than N words as too_short (default 2)' },
+    dedupe: { type: 'boolean', help: 'raw reports: reject reports whose prompt repeats an earlier one (duplicate)' },
+    rejects: { type: 'string', arg: 'FILE', help: 'write rejects as NDJSON (id, source, reason, message) to FILE' },
+    'on-error': { type: 'string', arg: 'POLICY', help: 'a batch the backend fails on: skip (default) rejects its images and goes on; fail stops' },
+    limit: { type: 'string', arg: 'N', help: 'stop after N input records' },
+    progress: { type: 'boolean', help: 'show samples, rejects and images/s on stderr as the run goes' },
+    quiet: { type: 'boolean', short: 'q', help: 'no summary line on stderr' },
+  },
+  details: `
+INPUT is a path or - (stdin, the default): any input medsyn-clean reads (the
+MIMIC-CXR zip, a folder, .txt, CSV, NDJSON), cleaned with the same stage, or
+medsyn-clean's own NDJSON, used as it is (recognised by its first line, or
+--format clean).
+
+Output on stdout: an uncompressed tar in WebDataset layout, for medsyn-shard
+or tar: per sample <key>.png (or .jpg/.webp), <key>.txt (the caption) and
+<key>.json: id, subjectId, source, variant, attempt, seed, runSeed, prompt,
+caption, sectionUsed, labels, attributes, backend, model, width, height,
+channels, format, generationMs, medsyn (the version), and what the backend
+adds (images: sourceImage, dicomId, view).
+
+Backends:
+  phantom  a procedural chest radiograph drawn from the report's labels,
+           sides and sizes (heart size, effusions, pneumothorax, opacities,
+           edema, nodules, devices). A test double for real generators: no
+           weights, no GPU, deterministic.
+  images   the study's real image(s) from a MIMIC-CXR-JPG tree, scaled to
+           cover --size and cut to it, centred: real shards in the same
+           format as synthetic ones. A study without the image is rejected
+           as missing_image.
+
+Seeds: image seed = low 53 bits of the first 8 bytes of
+SHA-256("medsyn-seed-v1\\n<seed>\\n<key>\\n<variant>\\n<attempt>"); random
+draws are xoshiro128** from that seed (models/seeded_random.ts). The same
+input and --seed give the same images whatever --batch-size, partition or
+restart.
+
+Rejects (reason): those of medsyn-clean, no_prompt, missing_image,
+bad_image, generation_failed. Exit status: 0 done, 1 failed, 2 bad usage. A
+closed stdout (| head) ends the run quietly.
+
+Examples:
+  medsyn-gen fixtures/reports --limit 8 | tar tvf -
+  medsyn-gen mimic-cxr-reports.zip --images-per-report 2 --rejects rejects.ndjson | medsyn-shard out/
+  medsyn-clean reports.csv > clean.ndjson && medsyn-gen clean.ndjson --image-format jpg > samples.tar
+  medsyn-gen reports.zip --backend images --images mimic-cxr-jpg \\
+      --metadata mimic-cxr-jpg/mimic-cxr-2.0.0-metadata.csv.gz --view PA,AP | medsyn-shard real/
+`,
+  async run(values, positionals) {
+    if (positionals.length > 1) {
+      throw new MedsynError(ErrorCodes.USAGE, `Too many inputs: ${positionals.join(' ')} (medsyn-gen reads one INPUT; see --help)`);
+    }
+    const options: RunGenerateOptions = {
+      backend: choiceFlag(values, 'backend', BACKENDS) ?? 'phantom',
+      format: choiceFlag(values, 'format', FORMATS) ?? 'auto',
+      imageFormat: choiceFlag(values, 'image-format', IMAGE_FORMATS) ?? 'png',
+      onError: choiceFlag(values, 'on-error', ['skip', 'fail'] as const) ?? 'skip',
+      dedupe: values['dedupe'] === true,
+      endOutput: false,
+    };
+    const integers = {
+      size: integerFlag(values, 'size', 16),
+      batchSize: integerFlag(values, 'batch-size'),
+      imagesPerReport: integerFlag(values, 'images-per-report'),
+      seed: integerFlag(values, 'seed', 0),
+      quality: integerFlag(values, 'quality'),
+      compression: integerFlag(values, 'compression', 0),
+      workers: integerFlag(values, 'workers', 0),
+      maxTokens: integerFlag(values, 'max-tokens', 3),
+      minWords: integerFlag(values, 'min-words', 0),
+      limit: integerFlag(values, 'limit'),
+    };
+    for (const [name, value] of Object.entries(integers)) if (value !== undefined) (options as Record<string, unknown>)[name] = value;
+    for (const [flag, name] of [
+      ['images', 'images'],
+      ['metadata', 'metadata'],
+      ['id-column', 'idColumn'],
+      ['text-column', 'textColumn'],
+      ['tokenizer', 'tokenizer'],
+      ['rejects', 'rejects'],
+    ] as const) {
+      if (typeof values[flag] === 'string') (options as Record<string, unknown>)[name] = values[flag];
+    }
+    if (typeof values['view'] === 'string') options.views = values['view'].split(',').map((view) => view.trim()).filter((view) => view !== '');
+    if (options.backend !== 'images') {
+      for (const flag of ['images', 'metadata', 'view']) {
+        if (values[flag] !== undefined) throw new MedsynError(ErrorCodes.USAGE, `--${flag} is for --backend images (see medsyn-gen --help)`);
+      }
+    } else if (options.images === undefined) {
+      throw new MedsynError(ErrorCodes.USAGE, '--backend images needs --images DIR, the MIMIC-CXR-JPG folder (see medsyn-gen --help)');
+    }
+    if (values['progress'] === true) options.onProgress = progressLine();
+
+    const summary = await runGenerate(positionals[0] ?? '-', process.stdout, options);
+    if (values['progress'] === true && process.stderr.isTTY) process.stderr.write('\n');
+    if (values['quiet'] !== true) process.stderr.write(`medsyn-gen: ${formatGenerateSummary(summary)}\n`);
+    return 0;
+  },
+};
+
+/** At most one progress line a second: rewritten in place on a terminal, one line each otherwise. */
+function progressLine(): (summary: GenerateSummary) => void {
+  let last = -Infinity;
+  return (summary) => {
+    const now = performance.now();
+    if (now - last < 1000) return;
+    last = now;
+    const rate = summary.seconds > 0 ? summary.samples / summary.seconds : 0;
+    const line = `medsyn-gen: ${summary.samples} samples, ${summary.rejectedTotal} rejected, ${summary.read} read, ${rate.toFixed(1)} images/s`;
+    process.stderr.write(process.stderr.isTTY ? `\r${line}\x1b[K` : `${line}\n`);
+  };
+}

@@ -1,0 +1,239 @@
+/**
+ * The generation stage: cleaned reports in, WebDataset samples out, a batch at a time,
+ * with the next batch generating while the last one is encoded and written.
+ *
+ * @module
+ */
+import { ErrorCodes, invalidOption, MedsynError } from '../errors.js';
+import { isMiss, type GeneratedImage, type GenerationMiss, type GenerationRequest, type Generator } from '../models/generator.js';
+import { deriveSeed } from '../models/seeded_random.js';
+import { isReject, type CleanReport, type Reject } from '../records.js';
+import { sanitizeKey, type Sample } from '../streams/sample.js';
+import { VERSION } from '../version.js';
+import { encodeImage, resolveEncodeOptions, type EncodeImageOptions } from './encode_image.js';
+
+/** Options of {@link generateSamples}. */
+export interface GenerateSamplesOptions extends EncodeImageOptions {
+  /** Images per generator call. @default 8 */
+  batchSize?: number;
+  /** Images per report: keys `<id>_0 … <id>_<N−1>` when over 1, the id alone when 1. @default 1 */
+  imagesPerReport?: number;
+  /** The run's seed; each image's seed is `deriveSeed(seed, key, variant, attempt)`. @default 0 */
+  seed?: number;
+  /**
+   * A batch the generator fails on: `skip` rejects its images (`generation_failed`) and
+   * goes on; `fail` throws `MEDSYN_ERR_GENERATION_FAILED`. Rejects made before generation
+   * (a reader's, the cleaner's) pass through either way.
+   * @default 'skip'
+   */
+  onError?: 'skip' | 'fail';
+  /** Called after each batch with its size and the generator's time for it. @default undefined */
+  onBatch?: (images: number, milliseconds: number) => void;
+}
+
+/** A sample's `json` part: where the image came from and how it was made. */
+export interface SampleMetadata {
+  key: string;
+  id: string;
+  subjectId?: string;
+  source: string;
+  variant: number;
+  attempt: number;
+  seed: number;
+  runSeed: number;
+  prompt: string;
+  caption: string;
+  sectionUsed: CleanReport['sectionUsed'];
+  labels: CleanReport['labels'];
+  attributes: CleanReport['attributes'];
+  backend: string;
+  model: string;
+  width: number;
+  height: number;
+  channels: 1 | 3;
+  format: string;
+  /** The generator's wall time for the image's batch over the batch's size, in milliseconds. */
+  generationMs: number;
+  medsyn: string;
+  [backendField: string]: unknown;
+}
+
+interface Batch {
+  requests: GenerationRequest[];
+  rejects: Reject[];
+  results?: Array<GeneratedImage | GenerationMiss>;
+  error?: unknown;
+  milliseconds: number;
+}
+
+/**
+ * Generates samples for `reports` with `generator` and yields each sample (`<key>.png`
+ * or `.jpg`/`.webp`, `.txt` the caption, `.json` {@link SampleMetadata}) or reject, a
+ * batch at a time in input order. Rejects that come in pass through; a report with an
+ * empty prompt or an id that leaves no key is rejected (`no_prompt`, `missing_id`); an
+ * image the backend could not make is rejected with its reason.
+ *
+ * One batch is in the generator while the one before is encoded (sharp, on the thread
+ * pool) and handed to the consumer, and nothing more is read or generated until the
+ * consumer has taken that batch: a slow consumer slows generation, memory stays flat.
+ * Seeds depend only on the run seed, key, variant and attempt, so the images are the
+ * same whatever the batch size.
+ *
+ * @throws {MedsynError} `MEDSYN_ERR_INVALID_OPTION`; `MEDSYN_ERR_GENERATION_FAILED` under `onError: 'fail'`
+ * @example
+ * ```ts
+ * const generator = await createPhantomGenerator();
+ * for await (const item of generateSamples(cleanReports(readReports('reports.csv')), generator, { batchSize: 16 })) {
+ *   if (!isReject(item)) console.log(item.key);
+ * }
+ * ```
+ */
+export async function* generateSamples(
+  reports: AsyncIterable<CleanReport | Reject> | Iterable<CleanReport | Reject>,
+  generator: Generator,
+  options: GenerateSamplesOptions = {},
+): AsyncGenerator<Sample | Reject> {
+  const batchSize = options.batchSize ?? 8;
+  if (!Number.isInteger(batchSize) || batchSize < 1) invalidOption('batchSize', `must be a positive integer, got ${batchSize}`);
+  const imagesPerReport = options.imagesPerReport ?? 1;
+  if (!Number.isInteger(imagesPerReport) || imagesPerReport < 1) invalidOption('imagesPerReport', `must be a positive integer, got ${imagesPerReport}`);
+  const runSeed = options.seed ?? 0;
+  if (!Number.isSafeInteger(runSeed) || runSeed < 0) invalidOption('seed', `must be an integer in [0, 2^53), got ${runSeed}`);
+  const onError = options.onError ?? 'skip';
+  if (onError !== 'skip' && onError !== 'fail') invalidOption('onError', `must be skip or fail, got ${String(onError)}`);
+  const encoding = resolveEncodeOptions(options);
+
+  const iterator = (reports as AsyncIterable<CleanReport | Reject>)[Symbol.asyncIterator]?.() ?? toAsync(reports as Iterable<CleanReport | Reject>);
+  // A report's variants not yet in a batch: a report may straddle two batches.
+  const waiting: GenerationRequest[] = [];
+  let exhausted = false;
+
+  async function collect(): Promise<Batch | undefined> {
+    const batch: Batch = { requests: [], rejects: [], milliseconds: 0 };
+    while (batch.requests.length < batchSize) {
+      if (waiting.length > 0) {
+        batch.requests.push(...waiting.splice(0, batchSize - batch.requests.length));
+        continue;
+      }
+      if (exhausted) break;
+      const next = await iterator.next();
+      if (next.done === true) {
+        exhausted = true;
+        break;
+      }
+      const report = next.value;
+      if (isReject(report)) {
+        batch.rejects.push(report);
+        continue;
+      }
+      const key = sanitizeKey(report.id);
+      if (key === undefined) {
+        batch.rejects.push({ id: report.id, source: report.source, reason: 'missing_id', message: `Skipped report ${JSON.stringify(report.id.slice(0, 80))} (${report.source}): its id makes no sample key (empty or over 200 characters)` });
+        continue;
+      }
+      if (report.prompt.trim() === '') {
+        batch.rejects.push({ id: report.id, source: report.source, reason: 'no_prompt', message: `Skipped ${report.id} (${report.source}): its prompt is empty` });
+        continue;
+      }
+      for (let variant = 0; variant < imagesPerReport; variant++) {
+        waiting.push({ key, report, variant, attempt: 0, seed: deriveSeed(runSeed, key, variant, 0) });
+      }
+    }
+    if (batch.requests.length === 0 && batch.rejects.length === 0) return undefined;
+    if (batch.requests.length > 0) {
+      const started = performance.now();
+      try {
+        batch.results = await generator.generate(batch.requests);
+        if (batch.results.length !== batch.requests.length) {
+          throw new MedsynError(ErrorCodes.GENERATION_FAILED, `The ${generator.backend} backend returned ${batch.results.length} images for ${batch.requests.length} requests`);
+        }
+      } catch (err) {
+        batch.error = err;
+      }
+      batch.milliseconds = performance.now() - started;
+      options.onBatch?.(batch.requests.length, batch.milliseconds);
+    }
+    return batch;
+  }
+
+  const sampleKey = (request: GenerationRequest): string => (imagesPerReport === 1 ? request.key : `${request.key}_${request.variant}`);
+
+  async function* emit(batch: Batch): AsyncGenerator<Sample | Reject> {
+    yield* batch.rejects;
+    if (batch.requests.length === 0) return;
+    if (batch.error !== undefined) {
+      const detail = batch.error instanceof Error ? batch.error.message : String(batch.error);
+      if (onError === 'fail') {
+        throw batch.error instanceof MedsynError && batch.error.code === ErrorCodes.GENERATION_FAILED
+          ? batch.error
+          : new MedsynError(ErrorCodes.GENERATION_FAILED, `The ${generator.backend} backend failed on a batch of ${batch.requests.length}: ${detail}`, { cause: batch.error });
+      }
+      for (const request of batch.requests) {
+        yield { id: sampleKey(request), source: request.report.source, reason: 'generation_failed', message: `Not generated: the ${generator.backend} backend failed on its batch: ${detail}` };
+      }
+      return;
+    }
+    const perImage = batch.milliseconds / batch.requests.length;
+    const results = batch.results!;
+    // Encode the whole batch at once: sharp spreads it over the thread pool.
+    const encoded = await Promise.all(results.map((result) => (isMiss(result) ? undefined : encodeImage(result, encoding))));
+    for (let i = 0; i < batch.requests.length; i++) {
+      const request = batch.requests[i]!;
+      const result = results[i]!;
+      const key = sampleKey(request);
+      if (isMiss(result)) {
+        yield { id: key, source: request.report.source, reason: result.miss.reason, message: result.miss.message };
+        continue;
+      }
+      const { report } = request;
+      const metadata: SampleMetadata = {
+        key,
+        id: report.id,
+        ...(report.subjectId !== undefined ? { subjectId: report.subjectId } : {}),
+        source: report.source,
+        variant: request.variant,
+        attempt: request.attempt,
+        seed: request.seed,
+        runSeed,
+        prompt: report.prompt,
+        caption: report.caption,
+        sectionUsed: report.sectionUsed,
+        labels: report.labels,
+        attributes: report.attributes,
+        backend: generator.backend,
+        model: generator.model,
+        width: result.width,
+        height: result.height,
+        channels: result.channels,
+        format: encoding.imageFormat,
+        ...result.meta,
+        generationMs: Math.round(perImage * 1000) / 1000,
+        medsyn: VERSION,
+      };
+      yield {
+        key,
+        parts: { [encoding.imageFormat]: encoded[i]!, txt: Buffer.from(report.caption, 'utf8'), json: Buffer.from(JSON.stringify(metadata), 'utf8') },
+      };
+    }
+  }
+
+  let next: Promise<Batch | undefined> = collect();
+  try {
+    for (;;) {
+      const batch = await next;
+      if (batch === undefined) return;
+      // The next batch reads and generates while this one is encoded and taken.
+      next = collect();
+      next.catch(() => undefined);
+      yield* emit(batch);
+    }
+  } finally {
+    // An early stop or a failure: let the batch in flight finish, then let go of the input.
+    await next.catch(() => undefined);
+    await iterator.return?.();
+  }
+}
+
+async function* toAsync<T>(items: Iterable<T>): AsyncGenerator<T> {
+  yield* items;
+}
