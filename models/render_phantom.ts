@@ -46,11 +46,14 @@ export function renderPhantom(findings: PhantomFindings, seed: number, size: num
   const noiseRandom = new SeededRandom(subSeed());
   const anatomy = drawAnatomy(anatomyRandom, findings);
   const layout = placeFindings(layoutRandom, findings, anatomy);
-  const canvas = new Canvas(size);
+  // The smooth anatomy at half resolution for large images (a quarter of the work), the rest at full.
+  const low = size >= 256 ? Math.ceil(size / 2) : size;
+  const canvas = new Canvas(low);
   paintThorax(canvas, anatomy, findings, layout);
   paintBlobs(canvas, layout.blobs);
-  paintStrokes(canvas, anatomy, layout);
-  return expose(canvas, noiseRandom, anatomy);
+  const density = upsample(canvas.density, low, size);
+  paintStrokes(density, size, anatomy, layout);
+  return expose(density, noiseRandom, anatomy);
 }
 
 /** Per-seed anatomy and exposure, in image-width units (x right, y down, origin top left). */
@@ -112,27 +115,52 @@ function drawAnatomy(random: SeededRandom, findings: PhantomFindings): Anatomy {
 class ValueNoise {
   readonly #cells: number;
   readonly #values: Float32Array;
+  /** Per image column: its lattice cell and smoothstep weight; per lattice column: the value at the current row. */
+  #columnCell = new Int32Array(0);
+  #columnWeight = new Float32Array(0);
+  readonly #atRow: Float32Array;
+
   constructor(random: SeededRandom, cells: number) {
     this.#cells = cells;
     this.#values = new Float32Array((cells + 1) * (cells + 1));
     for (let i = 0; i < this.#values.length; i++) this.#values[i] = random.uniform();
+    this.#atRow = new Float32Array(cells + 1);
   }
-  /** A value in [0, 1) at (x, y) in [0, 1]. */
-  at(x: number, y: number): number {
+
+  /**
+   * Fills `out` with the values along image row `row` of a `size` × `size` image, at
+   * pixel centres: interpolated down the lattice columns once, then across per pixel.
+   */
+  fillRow(row: number, size: number, out: Float32Array): void {
     const n = this.#cells;
-    const gx = Math.min(Math.max(x, 0), 1) * n;
-    const gy = Math.min(Math.max(y, 0), 1) * n;
-    const ix = Math.min(Math.floor(gx), n - 1);
+    if (this.#columnCell.length !== size) {
+      this.#columnCell = new Int32Array(size);
+      this.#columnWeight = new Float32Array(size);
+      for (let col = 0; col < size; col++) {
+        const g = ((col + 0.5) / size) * n;
+        const cell = Math.min(Math.floor(g), n - 1);
+        const f = g - cell;
+        this.#columnCell[col] = cell;
+        this.#columnWeight[col] = f * f * (3 - 2 * f);
+      }
+    }
+    const gy = ((row + 0.5) / size) * n;
     const iy = Math.min(Math.floor(gy), n - 1);
-    const fx = gx - ix;
     const fy = gy - iy;
-    const sx = fx * fx * (3 - 2 * fx);
     const sy = fy * fy * (3 - 2 * fy);
-    const row = iy * (n + 1) + ix;
     const v = this.#values;
-    const top = v[row]! + (v[row + 1]! - v[row]!) * sx;
-    const bottom = v[row + n + 1]! + (v[row + n + 2]! - v[row + n + 1]!) * sx;
-    return top + (bottom - top) * sy;
+    const atRow = this.#atRow;
+    for (let ix = 0; ix <= n; ix++) {
+      const top = v[iy * (n + 1) + ix]!;
+      atRow[ix] = top + (v[(iy + 1) * (n + 1) + ix]! - top) * sy;
+    }
+    const cells = this.#columnCell;
+    const weights = this.#columnWeight;
+    for (let col = 0; col < size; col++) {
+      const cell = cells[col]!;
+      const left = atRow[cell]!;
+      out[col] = left + (atRow[cell + 1]! - left) * weights[col]!;
+    }
   }
 }
 
@@ -351,8 +379,12 @@ function paintThorax(canvas: Canvas, anatomy: Anatomy, findings: PhantomFindings
       (thickening && layout.thickeningSides.includes(side) ? THICKENING : 0);
   }
 
+  const textureRow = new Float32Array(size);
+  const markingsRow = new Float32Array(size);
   for (let row = 0; row < size; row++) {
     const y = (row + 0.5) / size;
+    anatomy.texture.fillRow(row, size, textureRow);
+    anatomy.markings.fillRow(row, size, markingsRow);
     // The body: neck, shoulders, chest wall; thicker (denser) towards the middle.
     const bodyHalf = y < 0.07 ? 0.09 : halfWidth + 0.075 + 0.1 * Math.exp(-(((y - 0.13) / 0.07) ** 2));
     const half = 0.09 + (bodyHalf - 0.09) * smoothstep(0.04, 0.11, y);
@@ -364,7 +396,7 @@ function paintThorax(canvas: Canvas, anatomy: Anatomy, findings: PhantomFindings
     const heartRows = y > heartY - heartRy * 1.3 && y < heartBottom + 0.02;
     const heartCut = smoothstep(heartBottom + 0.02, heartBottom - 0.01, y);
     const gastricY = (y - (anatomy.domeLeft + 0.045)) / 0.028;
-    const markingsY = (y - hilumY) * 0.8;
+    const markingsY2 = ((y - hilumY) * 0.8) ** 2;
 
     for (let col = 0; col < size; col++) {
       const x = columnX[col]!;
@@ -373,7 +405,7 @@ function paintThorax(canvas: Canvas, anatomy: Anatomy, findings: PhantomFindings
       if (a > half + edge * 3) continue;
       const body = smoothstep(edge * 3, -edge * 3, a - half);
       const ratio = a / half;
-      let d = body * (0.5 + 0.12 * (1 - Math.min(ratio * ratio, 1)) + 0.06 * (anatomy.texture.at(x, y) - 0.5));
+      let d = body * (0.5 + 0.12 * (1 - Math.min(ratio * ratio, 1)) + 0.06 * (textureRow[col]! - 0.5));
 
       const q = columnQ[col]!;
       const base = columnBase[col]!;
@@ -430,8 +462,9 @@ function paintThorax(canvas: Canvas, anatomy: Anatomy, findings: PhantomFindings
         const lungCover = smoothstep(-edge, edge, inside);
         // Air: the lung field is dark; vessels fan out from the hilum.
         const mx = a - 0.09;
-        const dist = Math.sqrt(mx * mx + markingsY * markingsY);
-        let markings = 0.075 * Math.exp(-dist / 0.11) * (0.45 + 1.1 * anatomy.markings.at(x, y));
+        // Falls off with distance from the hilum about as exp(−r / 0.11) does, without exp or sqrt.
+        const near = 1 / (1 + 50 * (mx * mx + markingsY2));
+        let markings = 0.075 * near * near * (0.45 + 1.1 * markingsRow[col]!);
         let lungDensity = -0.42;
         const flags = columnFlags[col]!;
         if (flags !== 0) {
@@ -481,8 +514,7 @@ function paintBlobs(canvas: Canvas, blobs: readonly Blob[]): void {
 }
 
 /** Tubes, lines, wires, the pacemaker and the clavicles: the densest of overlapping segments per pixel, as one object. */
-function paintStrokes(canvas: Canvas, anatomy: Anatomy, layout: Layout): void {
-  const { size, density } = canvas;
+function paintStrokes(density: Float32Array, size: number, anatomy: Anatomy, layout: Layout): void {
   const { cx, clavicleY } = anatomy;
   const strokes: Stroke[] = [
     { points: [[cx - 0.04, clavicleY], [cx - 0.17, clavicleY - 0.035], [cx - 0.3, clavicleY - 0.05]], width: 0.02, density: 0.2 },
@@ -490,61 +522,107 @@ function paintStrokes(canvas: Canvas, anatomy: Anatomy, layout: Layout): void {
     ...layout.strokes,
   ];
   for (const stroke of strokes) {
-    const xs = stroke.points.map(([x]) => x);
-    const ys = stroke.points.map(([, y]) => y);
-    const pad = stroke.width;
-    const x0 = Math.max(0, Math.floor((Math.min(...xs) - pad) * size));
-    const x1 = Math.min(size - 1, Math.ceil((Math.max(...xs) + pad) * size));
-    const y0 = Math.max(0, Math.floor((Math.min(...ys) - pad) * size));
-    const y1 = Math.min(size - 1, Math.ceil((Math.max(...ys) + pad) * size));
     const half = stroke.width / 2;
     const soft = Math.max(0.6 / size, half * 0.25);
-    for (let row = y0; row <= y1; row++) {
-      const y = (row + 0.5) / size;
-      for (let col = x0; col <= x1; col++) {
-        const x = (col + 0.5) / size;
-        let nearest = Infinity;
-        for (let k = 1; k < stroke.points.length; k++) {
-          const [ax, ay] = stroke.points[k - 1]!;
-          const [bx, by] = stroke.points[k]!;
-          nearest = Math.min(nearest, segmentDistance(x, y, ax, ay, bx, by));
+    const reach = half + soft;
+    const xs = stroke.points.map(([x]) => x);
+    const ys = stroke.points.map(([, y]) => y);
+    const x0 = Math.max(0, Math.floor((Math.min(...xs) - reach) * size));
+    const x1 = Math.min(size - 1, Math.ceil((Math.max(...xs) + reach) * size));
+    const y0 = Math.max(0, Math.floor((Math.min(...ys) - reach) * size));
+    const y1 = Math.min(size - 1, Math.ceil((Math.max(...ys) + reach) * size));
+    const width = x1 - x0 + 1;
+    // Squared distance to the nearest segment over the stroke's box: each segment visits only its own box.
+    const nearest = new Float32Array(width * (y1 - y0 + 1)).fill(Infinity);
+    for (let k = 1; k < stroke.points.length; k++) {
+      const [ax, ay] = stroke.points[k - 1]!;
+      const [bx, by] = stroke.points[k]!;
+      const vx = bx - ax;
+      const vy = by - ay;
+      const length2 = vx * vx + vy * vy;
+      const r0 = Math.max(y0, Math.floor((Math.min(ay, by) - reach) * size));
+      const r1 = Math.min(y1, Math.ceil((Math.max(ay, by) + reach) * size));
+      const c0 = Math.max(x0, Math.floor((Math.min(ax, bx) - reach) * size));
+      const c1 = Math.min(x1, Math.ceil((Math.max(ax, bx) + reach) * size));
+      for (let row = r0; row <= r1; row++) {
+        const y = (row + 0.5) / size;
+        for (let col = c0; col <= c1; col++) {
+          const x = (col + 0.5) / size;
+          const t = length2 === 0 ? 0 : Math.min(Math.max(((x - ax) * vx + (y - ay) * vy) / length2, 0), 1);
+          const dx = x - (ax + t * vx);
+          const dy = y - (ay + t * vy);
+          const d2 = dx * dx + dy * dy;
+          const at = (row - y0) * width + (col - x0);
+          if (d2 < nearest[at]!) nearest[at] = d2;
         }
-        if (nearest < half + soft) density[row * size + col]! += stroke.density * smoothstep(half + soft, half - soft, nearest);
+      }
+    }
+    const reach2 = reach * reach;
+    for (let row = y0; row <= y1; row++) {
+      for (let col = x0; col <= x1; col++) {
+        const d2 = nearest[(row - y0) * width + (col - x0)]!;
+        if (d2 < reach2) density[row * size + col]! += stroke.density * smoothstep(reach, half - soft, Math.sqrt(d2));
       }
     }
   }
 }
 
-function segmentDistance(x: number, y: number, ax: number, ay: number, bx: number, by: number): number {
-  const vx = bx - ax;
-  const vy = by - ay;
-  const length2 = vx * vx + vy * vy;
-  const t = length2 === 0 ? 0 : Math.min(Math.max(((x - ax) * vx + (y - ay) * vy) / length2, 0), 1);
-  return Math.hypot(x - (ax + t * vx), y - (ay + t * vy));
+/**
+ * Bilinear upsampling of a `low` × `low` density to `size` × `size`, pixel centres
+ * aligned: the smooth anatomy is drawn at half resolution, the fine strokes and the
+ * noise at full resolution.
+ */
+function upsample(source: Float32Array, low: number, size: number): Float32Array {
+  if (low === size) return source;
+  const target = new Float32Array(size * size);
+  const scale = low / size;
+  const columnIndex = new Int32Array(size);
+  const columnWeight = new Float32Array(size);
+  for (let col = 0; col < size; col++) {
+    const s = Math.min(Math.max((col + 0.5) * scale - 0.5, 0), low - 1);
+    const i = Math.min(Math.floor(s), low - 2);
+    columnIndex[col] = i;
+    columnWeight[col] = s - i;
+  }
+  for (let row = 0; row < size; row++) {
+    const s = Math.min(Math.max((row + 0.5) * scale - 0.5, 0), low - 1);
+    const i = Math.min(Math.floor(s), low - 2);
+    const fy = s - i;
+    const top = i * low;
+    const bottom = top + low;
+    const out = row * size;
+    for (let col = 0; col < size; col++) {
+      const c = columnIndex[col]!;
+      const fx = columnWeight[col]!;
+      const upper = source[top + c]! + (source[top + c + 1]! - source[top + c]!) * fx;
+      const lower = source[bottom + c]! + (source[bottom + c + 1]! - source[bottom + c]!) * fx;
+      target[out + col] = upper + (lower - upper) * fy;
+    }
+  }
+  return target;
 }
 
 /** Density to 8-bit intensity: attenuation, exposure and quantum noise. */
-function expose(canvas: Canvas, random: SeededRandom, anatomy: Anatomy): Uint8Array {
-  const { density } = canvas;
-  const pixels = new Uint8Array(density.length);
+function expose(density: Float32Array, random: SeededRandom, anatomy: Anatomy): Uint8Array {
+  // A clamped array rounds (half to even) and clamps to 0 … 255 as it stores.
+  const pixels = new Uint8ClampedArray(density.length);
   const { gain, offset, gamma, noise } = anatomy;
-  // The tone curve, tabulated: density 0 … 4 in steps of 1/1024, linearly interpolated.
+  // The tone curve in 0 … 255 units, tabulated: density 0 … 4 in steps of 1/1024, linearly interpolated.
   const steps = 4096;
   const curve = new Float64Array(steps + 2);
-  for (let k = 0; k <= steps + 1; k++) curve[k] = gain * (1 - Math.exp((-2 * k) / 1024)) ** gamma + offset;
-  const amplitude = (noise * 2.45) / 255;
+  for (let k = 0; k <= steps + 1; k++) curve[k] = 255 * (gain * (1 - Math.exp((-2 * k) / 1024)) ** gamma + offset);
+  const amplitude = noise * 2.45;
   for (let i = 0; i < density.length; i += 2) {
     // One 32-bit draw gives two pixels' noise: each the sum of two 8-bit uniforms less 255 (triangular, σ ≈ 0.41 × 255).
     const bits = random.uint32();
     for (let k = 0; k < 2 && i + k < density.length; k++) {
       const shift = 16 * k;
       const grain = ((bits >>> shift) & 0xff) + ((bits >>> (shift + 8)) & 0xff) - 255;
-      const position = Math.min(Math.max(density[i + k]!, 0), 4) * 1024;
-      const index = Math.floor(position);
-      const tone = curve[index]! + (curve[index + 1]! - curve[index]!) * (position - index);
-      const value = tone + amplitude * grain;
-      pixels[i + k] = Math.round(Math.min(Math.max(value, 0), 1) * 255);
+      const d = density[i + k]!;
+      const position = (d < 0 ? 0 : d > 4 ? 4 : d) * 1024;
+      const index = position | 0;
+      pixels[i + k] = curve[index]! + (curve[index + 1]! - curve[index]!) * (position - index) + amplitude * grain;
     }
   }
-  return pixels;
+  return new Uint8Array(pixels.buffer, pixels.byteOffset, pixels.byteLength);
 }

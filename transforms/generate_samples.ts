@@ -27,6 +27,13 @@ export interface GenerateSamplesOptions extends EncodeImageOptions {
    * @default 'skip'
    */
   onError?: 'skip' | 'fail';
+  /**
+   * Finished batches that may wait to be encoded and taken while the generator goes on
+   * with the next: the generator is never idle while the consumer keeps up, and a slow
+   * consumer stops it after this many.
+   * @default 2
+   */
+  lookahead?: number;
   /** Called after each batch with its size and the generator's time for it. @default undefined */
   onBatch?: (images: number, milliseconds: number) => void;
 }
@@ -73,9 +80,10 @@ interface Batch {
  * empty prompt or an id that leaves no key is rejected (`no_prompt`, `missing_id`); an
  * image the backend could not make is rejected with its reason.
  *
- * One batch is in the generator while the one before is encoded (sharp, on the thread
- * pool) and handed to the consumer, and nothing more is read or generated until the
- * consumer has taken that batch: a slow consumer slows generation, memory stays flat.
+ * The generator works on the next batch while finished ones are encoded (sharp, on the
+ * thread pool) and handed to the consumer; once `lookahead` finished batches wait,
+ * nothing more is read or generated until the consumer takes one: a slow consumer
+ * slows generation, memory stays flat.
  * Seeds depend only on the run seed, key, variant and attempt, so the images are the
  * same whatever the batch size.
  *
@@ -102,6 +110,8 @@ export async function* generateSamples(
   const onError = options.onError ?? 'skip';
   if (onError !== 'skip' && onError !== 'fail') invalidOption('onError', `must be skip or fail, got ${String(onError)}`);
   const encoding = resolveEncodeOptions(options);
+  const lookahead = options.lookahead ?? 2;
+  if (!Number.isInteger(lookahead) || lookahead < 1) invalidOption('lookahead', `must be a positive integer, got ${lookahead}`);
 
   const iterator = (reports as AsyncIterable<CleanReport | Reject>)[Symbol.asyncIterator]?.() ?? toAsync(reports as Iterable<CleanReport | Reject>);
   // A report's variants not yet in a batch: a report may straddle two batches.
@@ -217,19 +227,55 @@ export async function* generateSamples(
     }
   }
 
-  let next: Promise<Batch | undefined> = collect();
+  // The producer generates batch after batch while up to `lookahead` finished batches wait
+  // to be encoded and taken; the consumer below takes them in order.
+  const ready: Batch[] = [];
+  let finished = false;
+  let failure: { error: unknown } | undefined;
+  let stopped = false;
+  let wakeConsumer: (() => void) | undefined;
+  let wakeProducer: (() => void) | undefined;
+  const producer = (async () => {
+    try {
+      while (!stopped) {
+        if (ready.length >= lookahead) {
+          await new Promise<void>((resolve) => (wakeProducer = resolve));
+          continue;
+        }
+        const batch = await collect();
+        if (batch === undefined) break;
+        ready.push(batch);
+        wakeConsumer?.();
+      }
+    } catch (err) {
+      failure = { error: err };
+    } finally {
+      finished = true;
+      wakeConsumer?.();
+    }
+  })();
+
   try {
     for (;;) {
-      const batch = await next;
-      if (batch === undefined) return;
-      // The next batch reads and generates while this one is encoded and taken.
-      next = collect();
-      next.catch(() => undefined);
+      if (ready.length === 0) {
+        if (finished) {
+          if (failure) throw failure.error;
+          return;
+        }
+        await new Promise<void>((resolve) => (wakeConsumer = resolve));
+        wakeConsumer = undefined;
+        continue;
+      }
+      const batch = ready.shift()!;
+      wakeProducer?.();
+      wakeProducer = undefined;
       yield* emit(batch);
     }
   } finally {
     // An early stop or a failure: let the batch in flight finish, then let go of the input.
-    await next.catch(() => undefined);
+    stopped = true;
+    wakeProducer?.();
+    await producer;
     await iterator.return?.();
   }
 }

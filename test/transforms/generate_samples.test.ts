@@ -118,34 +118,37 @@ t.test('generateSamples turns an image the backend could not make into a reject 
   t.match(rejects, [{ id: 's2_0', reason: 'missing_image', source: 'in:s2' }, { id: 's2_1', reason: 'missing_image' }]);
 });
 
-t.test('generateSamples generates at most one batch ahead of the consumer, and lets go of the input on an early stop', async (t) => {
-  const { generator, calls } = fakeGenerator();
-  let read = 0;
-  let closed = false;
-  async function* input() {
-    try {
-      for (let i = 0; i < 100; i++) {
-        read++;
-        yield report(`s${i}`);
+t.test('generateSamples generates at most lookahead batches ahead of the consumer, and lets go of the input on an early stop', async (t) => {
+  for (const lookahead of [1, 2]) {
+    const { generator, calls } = fakeGenerator();
+    let read = 0;
+    let closed = false;
+    async function* input() {
+      try {
+        for (let i = 0; i < 100; i++) {
+          read++;
+          yield report(`s${i}`);
+        }
+      } finally {
+        closed = true;
       }
-    } finally {
-      closed = true;
     }
+    const settle = () => new Promise((resolve) => setTimeout(resolve, 50));
+    const stage = generateSamples(input(), generator, { batchSize: 4, lookahead });
+    await stage.next();
+    await settle();
+    t.equal(calls.length, 1 + lookahead, `lookahead ${lookahead}: the batch being taken and ${lookahead} more`);
+    t.equal(read, 4 * (1 + lookahead));
+    for (let i = 0; i < 3; i++) await stage.next();
+    await settle();
+    t.equal(calls.length, 1 + lookahead, `lookahead ${lookahead}: nothing more until the first batch is taken whole`);
+    await stage.next();
+    await settle();
+    t.equal(calls.length, 2 + lookahead);
+    await stage.return(undefined);
+    t.ok(closed, 'the input was closed');
+    t.ok(read <= 4 * (2 + lookahead));
   }
-  const stage = generateSamples(input(), generator, { batchSize: 4 });
-  await stage.next();
-  await new Promise((resolve) => setTimeout(resolve, 50));
-  t.equal(calls.length, 2, 'the batch being taken and the next one');
-  t.equal(read, 8);
-  for (let i = 0; i < 3; i++) await stage.next();
-  await new Promise((resolve) => setTimeout(resolve, 50));
-  t.equal(calls.length, 2, 'nothing more until the first batch is taken whole');
-  await stage.next();
-  await new Promise((resolve) => setTimeout(resolve, 50));
-  t.equal(calls.length, 3);
-  await stage.return(undefined);
-  t.ok(closed, 'the input was closed');
-  t.ok(read <= 12);
 });
 
 t.test('generateSamples checks its options', async (t) => {
@@ -155,6 +158,7 @@ t.test('generateSamples checks its options', async (t) => {
     [{ imagesPerReport: 1.5 }, 'imagesPerReport'],
     [{ seed: -1 }, 'seed'],
     [{ onError: 'retry' }, 'onError'],
+    [{ lookahead: 0 }, 'lookahead'],
     [{ imageFormat: 'bmp' }, 'imageFormat'],
   ] as const) {
     await t.rejects(collect(generateSamples([], generator, options as never)), { code: 'MEDSYN_ERR_INVALID_OPTION', option });
