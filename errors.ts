@@ -43,6 +43,24 @@ export const ErrorCodes = {
   OUTPUT_CONFLICT: 'MEDSYN_ERR_OUTPUT_CONFLICT',
   /** A generator backend failed on a batch (a render, a model run, a remote call). */
   GENERATION_FAILED: 'MEDSYN_ERR_GENERATION_FAILED',
+  /** A training graph that cannot be built: a duplicate name, a value from another graph, a loss that is not a scalar. */
+  BAD_GRAPH: 'MEDSYN_ERR_BAD_GRAPH',
+  /** Tensor shapes that do not fit an op (inner dimensions of a product, broadcasting, a reshape). */
+  SHAPE_MISMATCH: 'MEDSYN_ERR_SHAPE_MISMATCH',
+  /** A tensor of an element type an op does not take (a float op given integers, mixed float32/float64). */
+  DTYPE_MISMATCH: 'MEDSYN_ERR_DTYPE_MISMATCH',
+  /** An op the engine cannot differentiate or onnxruntime cannot run. */
+  UNSUPPORTED_OP: 'MEDSYN_ERR_UNSUPPORTED_OP',
+  /** An onnxruntime execution provider (cuda, webgpu) that is not available or cannot load. */
+  PROVIDER_UNAVAILABLE: 'MEDSYN_ERR_PROVIDER_UNAVAILABLE',
+  /** onnxruntime refused a model or failed while running it. */
+  SESSION_FAILED: 'MEDSYN_ERR_SESSION_FAILED',
+  /** A batch fed to a graph with a missing, unknown or wrongly sized tensor. */
+  BAD_FEED: 'MEDSYN_ERR_BAD_FEED',
+  /** A checkpoint file that cannot be decoded: not safetensors, truncated, a tensor missing. */
+  BAD_CHECKPOINT: 'MEDSYN_ERR_BAD_CHECKPOINT',
+  /** A checkpoint made for another model or optimizer than the one loading it. */
+  CHECKPOINT_MISMATCH: 'MEDSYN_ERR_CHECKPOINT_MISMATCH',
 } as const;
 
 /** One of the values of {@link ErrorCodes}. */

@@ -60,3 +60,22 @@ export { renderPhantom, PHANTOM_MODEL } from './models/render_phantom.js';
 export { createPhantomGenerator, type PhantomGeneratorOptions } from './models/phantom_generator.js';
 export { createImageFolderGenerator, type ImageFolderGeneratorOptions } from './models/image_folder_generator.js';
 export { createGenerator, BACKENDS, type Backend, type CreateGeneratorOptions } from './models/create_generator.js';
+
+// ── Training engine (train/): graph builder, autodiff onto ONNX, in-graph optimizers, runner, checkpoints ──
+export { Graph, Value, shapeSize, formatShape, type GraphOptions, type ParameterOptions, type ConstantOptions, type ToOnnxOptions, type Shape, type ValueKind, type GraphNode, type NodeAttribute } from './train/graph.js';
+export * as ops from './train/ops.js';
+export * as nn from './train/nn.js';
+export * as init from './train/init.js';
+export type { Initializer } from './train/init.js';
+export { grad, type GradOptions } from './train/grad.js';
+export type { DType, FloatDType, HostArray, AnyHostArray, FloatArray } from './train/dtype.js';
+export { adamw, type AdamWOptions } from './train/adamw.js';
+export { sgd, type SgdOptions } from './train/sgd.js';
+export { decayMatrices, type Optimizer, type OptimizerUpdate, type OptimizerUpdateContext } from './train/optimizer.js';
+export { warmupCosine, constantSchedule, type Schedule, type WarmupCosineOptions } from './train/schedule.js';
+export { TrainStep, trainStep, type TrainStepOptions, type StepResult, type LoadOptions, type SaveOptions } from './train/train_step.js';
+export { GraphSession, type GraphSessionOptions } from './train/graph_session.js';
+export { openSession, sessionOptions, EXECUTION_DEVICES, type ExecutionDevice, type SessionOptions } from './train/session.js';
+export { exportInference, type ExportInferenceOptions } from './train/export_inference.js';
+export { encodeSafetensors, decodeSafetensors, type NamedTensor, type SafetensorsContent } from './train/safetensors.js';
+export { saveCheckpoint, loadCheckpoint, encodeCheckpoint, decodeCheckpoint, CHECKPOINT_FORMAT, type Checkpoint, type CheckpointTensor } from './train/checkpoint.js';
