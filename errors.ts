@@ -61,6 +61,8 @@ export const ErrorCodes = {
   BAD_CHECKPOINT: 'MEDSYN_ERR_BAD_CHECKPOINT',
   /** A checkpoint made for another model or optimizer than the one loading it. */
   CHECKPOINT_MISMATCH: 'MEDSYN_ERR_CHECKPOINT_MISMATCH',
+  /** A model folder whose files or whose inputs and outputs are not what medsyn expects (a missing input, a bad config). */
+  BAD_MODEL: 'MEDSYN_ERR_BAD_MODEL',
 } as const;
 
 /** One of the values of {@link ErrorCodes}. */

@@ -51,6 +51,21 @@ export { runClean, formatCleanSummary, type RunCleanOptions, type CleanSummary }
 export { encodeImage, resolveEncodeOptions, IMAGE_FORMATS, type ImageFormat, type EncodeImageOptions } from './transforms/encode_image.js';
 export { generateSamples, type GenerateSamplesOptions, type SampleMetadata } from './transforms/generate_samples.js';
 export { runGenerate, formatGenerateSummary, type RunGenerateOptions, type GenerateSummary } from './transforms/run_generate.js';
+export { imageStats, type GrayImage, type ImageStats } from './transforms/image_stats.js';
+export { perceptualHash, imageHashes, hammingDistance, fineDistance, hashToHex, hashFromHex } from './transforms/perceptual_hash.js';
+export { DuplicateIndex, type DuplicateIndexOptions, type DuplicateMatch } from './transforms/duplicate_index.js';
+export {
+  QualityFilter,
+  DEFAULT_THRESHOLDS,
+  type QualityThresholds,
+  type QualityVerdict,
+  type QualityReason,
+  type ImageScores,
+  type AlignmentScorer,
+} from './transforms/quality_filter.js';
+export { QualityTally, formatQualitySummary, type QualitySummary, type ScoreName } from './transforms/quality_tally.js';
+export { ScoreDistribution, type ScoreDistributionOptions, type DistributionSummary } from './transforms/score_distribution.js';
+export { runFilter, formatFilterSummary, type RunFilterOptions, type FilterSummary, type FilterReject, type FilterRejectReason } from './transforms/run_filter.js';
 
 export { loadClipTokenizer, clipTokenizerDefinition, type ClipTokenizer, type TokenCounter } from './models/clip_tokenizer.js';
 export { isMiss, type Generator, type GenerationRequest, type GeneratedImage, type GenerationMiss } from './models/generator.js';
@@ -60,6 +75,8 @@ export { renderPhantom, PHANTOM_MODEL } from './models/render_phantom.js';
 export { createPhantomGenerator, type PhantomGeneratorOptions } from './models/phantom_generator.js';
 export { createImageFolderGenerator, type ImageFolderGeneratorOptions } from './models/image_folder_generator.js';
 export { createGenerator, BACKENDS, type Backend, type CreateGeneratorOptions } from './models/create_generator.js';
+export { loadClipAlignment, ClipAlignment, type ClipAlignmentOptions } from './models/clip_alignment.js';
+export { parseClipImageProcessor, preprocessClipImage, clipOutputSize, type ClipImageProcessorConfig, type ResampleFilter } from './models/clip_image_processor.js';
 
 // ── Training engine (train/): graph builder, autodiff onto ONNX, in-graph optimizers, runner, checkpoints ──
 export { Graph, Value, shapeSize, formatShape, type GraphOptions, type ParameterOptions, type ConstantOptions, type ToOnnxOptions, type Shape, type ValueKind, type GraphNode, type NodeAttribute } from './train/graph.js';

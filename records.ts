@@ -122,7 +122,8 @@ export type RejectReason =
   | 'no_prompt'
   | 'missing_image'
   | 'bad_image'
-  | 'generation_failed';
+  | 'generation_failed'
+  | 'quality_failed';
 
 /** A record that did not make it through a stage, and why. Written as NDJSON to `--rejects`. */
 export interface Reject {

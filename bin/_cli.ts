@@ -160,6 +160,25 @@ export function integerFlag(values: Record<string, unknown>, name: string, min =
 }
 
 /**
+ * Reads a flag as a finite number within [min, max], or throws a usage error naming it.
+ *
+ * @example
+ * ```ts
+ * const maxBlack = numberFlag(values, 'max-black', 0, 1);
+ * ```
+ */
+export function numberFlag(values: Record<string, unknown>, name: string, min = -Infinity, max = Infinity): number | undefined {
+  const raw = values[name];
+  if (raw === undefined) return undefined;
+  const value = typeof raw === 'string' && raw.trim() !== '' ? Number(raw) : NaN;
+  if (!Number.isFinite(value) || value < min || value > max) {
+    const range = Number.isFinite(min) && Number.isFinite(max) ? ` in ${min} … ${max}` : Number.isFinite(min) ? ` ≥ ${min}` : '';
+    throw new MedsynError(ErrorCodes.USAGE, `Invalid --${name}: expected a number${range}, got '${String(raw)}'`, { option: name });
+  }
+  return value;
+}
+
+/**
  * Reads a flag that must be one of `choices`, or throws a usage error listing them.
  */
 export function choiceFlag<T extends string>(values: Record<string, unknown>, name: string, choices: readonly T[]): T | undefined {
@@ -169,4 +188,24 @@ export function choiceFlag<T extends string>(values: Record<string, unknown>, na
     throw new MedsynError(ErrorCodes.USAGE, `Invalid --${name}: expected one of ${choices.join(', ')}, got '${String(raw)}'`, { option: name });
   }
   return raw as T;
+}
+
+/**
+ * A progress reporter for stderr: at most one line a second (the first at once),
+ * rewritten in place on a terminal, one line each otherwise.
+ *
+ * @example
+ * ```ts
+ * const progress = progressLine('medsyn-gen', (summary: { samples: number }) => `${summary.samples} samples`);
+ * ```
+ */
+export function progressLine<T>(prog: string, describe: (state: T) => string): (state: T) => void {
+  let last = -Infinity;
+  return (state) => {
+    const now = performance.now();
+    if (now - last < 1000) return;
+    last = now;
+    const line = `${prog}: ${describe(state)}`;
+    process.stderr.write(process.stderr.isTTY ? `\r${line}\x1b[K` : `${line}\n`);
+  };
 }

@@ -7,7 +7,9 @@ import { BACKENDS } from '../models/create_generator.js';
 import { ErrorCodes, MedsynError } from '../errors.js';
 import { IMAGE_FORMATS } from '../transforms/encode_image.js';
 import { formatGenerateSummary, runGenerate, type GenerateSummary, type RunGenerateOptions } from '../transforms/run_generate.js';
-import { choiceFlag, integerFlag, type Command } from './_cli.js';
+import { choiceFlag, integerFlag, progressLine, type Command } from './_cli.js';
+import { QUALITY_FLAGS, qualityThresholds } from './_quality_flags.js';
+import { formatQualitySummary } from '../transforms/quality_tally.js';
 
 const FORMATS = ['auto', 'clean', 'zip', 'dir', 'txt', 'csv', 'ndjson'] as const;
 
@@ -41,6 +43,9 @@ export const genCommand: Command = {
     'max-tokens': { type: 'string', arg: 'N', help: "prompt limit in tokens, BOS/EOS included (default 77, or the tokenizer's)" },
     'min-words': { type: 'string', arg: 'N', help: 'raw reports: reject captions shorter than N words as too_short (default 2)' },
     dedupe: { type: 'boolean', help: 'raw reports: reject reports whose prompt repeats an earlier one (duplicate)' },
+    retries: { type: 'string', arg: 'N', help: 'regenerate an image that fails the quality checks up to N times, each with the next seed (default 2)' },
+    'skip-quality': { type: 'boolean', help: 'no quality checks (no "quality" in the JSON, no regeneration)' },
+    ...QUALITY_FLAGS,
     rejects: { type: 'string', arg: 'FILE', help: 'write rejects as NDJSON (id, source, reason, message) to FILE' },
     'on-error': { type: 'string', arg: 'POLICY', help: 'a batch the backend fails on: skip (default) rejects its images and goes on; fail stops' },
     limit: { type: 'string', arg: 'N', help: 'stop after N input records' },
@@ -70,6 +75,13 @@ Backends:
            format as synthetic ones. A study without the image is rejected
            as missing_image.
 
+Quality: every image is scored (mean, contrast, entropy, sharpness, black and
+white shares, blank, size, near-duplicates by 64-bit perceptual hash against
+every image kept so far) and the verdict goes into its JSON as "quality"; an
+image that fails is made again with the next attempt's seed up to --retries
+times, then rejected as quality_failed with its reasons. The same checks run
+standalone in medsyn-filter. --skip-quality turns them off.
+
 Seeds: image seed = low 53 bits of the first 8 bytes of
 SHA-256("medsyn-seed-v1\\n<seed>\\n<key>\\n<variant>\\n<attempt>"); random
 draws are xoshiro128** from that seed (models/seeded_random.ts). The same
@@ -77,7 +89,7 @@ input and --seed give the same images whatever --batch-size, partition or
 restart.
 
 Rejects (reason): those of medsyn-clean, no_prompt, missing_image,
-bad_image, generation_failed. Exit status: 0 done, 1 failed, 2 bad usage. A
+bad_image, generation_failed, quality_failed. Exit status: 0 done, 1 failed, 2 bad usage. A
 closed stdout (| head) ends the run quietly.
 
 Examples:
@@ -110,6 +122,7 @@ Examples:
       maxTokens: integerFlag(values, 'max-tokens', 3),
       minWords: integerFlag(values, 'min-words', 0),
       limit: integerFlag(values, 'limit'),
+      retries: integerFlag(values, 'retries', 0),
     };
     for (const [name, value] of Object.entries(integers)) if (value !== undefined) (options as Record<string, unknown>)[name] = value;
     for (const [flag, name] of [
@@ -130,24 +143,24 @@ Examples:
     } else if (options.images === undefined) {
       throw new MedsynError(ErrorCodes.USAGE, '--backend images needs --images DIR, the MIMIC-CXR-JPG folder (see medsyn-gen --help)');
     }
-    if (values['progress'] === true) options.onProgress = progressLine();
+    options.checks = values['skip-quality'] === true ? false : qualityThresholds(values);
+    if (typeof values['align-model'] === 'string') {
+      if (options.checks === false) throw new MedsynError(ErrorCodes.USAGE, '--align-model is a quality check: it cannot go with --skip-quality');
+      options.alignModel = values['align-model'];
+    }
+    if (values['progress'] === true) {
+      options.onProgress = progressLine('medsyn-gen', (summary: GenerateSummary) => {
+        const rate = summary.seconds > 0 ? summary.samples / summary.seconds : 0;
+        return `${summary.samples} samples, ${summary.rejectedTotal} rejected, ${summary.read} read, ${rate.toFixed(1)} images/s`;
+      });
+    }
 
     const summary = await runGenerate(positionals[0] ?? '-', process.stdout, options);
     if (values['progress'] === true && process.stderr.isTTY) process.stderr.write('\n');
-    if (values['quiet'] !== true) process.stderr.write(`medsyn-gen: ${formatGenerateSummary(summary)}\n`);
+    if (values['quiet'] !== true) {
+      process.stderr.write(`medsyn-gen: ${formatGenerateSummary(summary)}\n`);
+      if (summary.quality) process.stderr.write(`medsyn-gen: ${formatQualitySummary(summary.quality)}\n`);
+    }
     return 0;
   },
 };
-
-/** At most one progress line a second: rewritten in place on a terminal, one line each otherwise. */
-function progressLine(): (summary: GenerateSummary) => void {
-  let last = -Infinity;
-  return (summary) => {
-    const now = performance.now();
-    if (now - last < 1000) return;
-    last = now;
-    const rate = summary.seconds > 0 ? summary.samples / summary.seconds : 0;
-    const line = `medsyn-gen: ${summary.samples} samples, ${summary.rejectedTotal} rejected, ${summary.read} read, ${rate.toFixed(1)} images/s`;
-    process.stderr.write(process.stderr.isTTY ? `\r${line}\x1b[K` : `${line}\n`);
-  };
-}

@@ -57,6 +57,13 @@ export interface Generator {
   readonly backend: string;
   /** What made the images: a model id and version, recorded in every sample. */
   readonly model: string;
+  /**
+   * Whether the image depends on the request's seed, so that another attempt gives
+   * another image; `false` for backends that return a fixed image (real images), which
+   * the quality stage then does not retry.
+   * @default true
+   */
+  readonly usesSeed?: boolean;
   generate(requests: readonly GenerationRequest[]): Promise<Array<GeneratedImage | GenerationMiss>>;
   /** Frees threads, sessions and connections. */
   close(): Promise<void>;

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { readdir, stat } from 'node:fs/promises';
+import { access, readdir, stat } from 'node:fs/promises';
 import { basename, join, relative } from 'node:path';
 import sharp from 'sharp';
 import { ErrorCodes, invalidOption, MedsynError } from '../errors.js';
@@ -86,6 +86,11 @@ export async function createImageFolderGenerator(options: ImageFolderGeneratorOp
       return miss('missing_image', `No image ${request.variant} for ${request.report.id}: its study has ${found.length} image${found.length === 1 ? '' : 's'}`);
     }
     try {
+      await access(chosen.path);
+    } catch {
+      return miss('missing_image', `No image for ${request.report.id}: ${relative(root, chosen.path)} does not exist`);
+    }
+    try {
       let pipeline = sharp(chosen.path).resize(size, size, { fit: 'cover', position: 'centre' });
       pipeline = channels === 1 ? pipeline.grayscale() : pipeline.toColourspace('srgb').removeAlpha();
       const { data, info } = await pipeline.raw().toBuffer({ resolveWithObject: true });
@@ -100,16 +105,13 @@ export async function createImageFolderGenerator(options: ImageFolderGeneratorOp
         },
       };
     } catch (err) {
-      const code = (err as { code?: string }).code;
-      if (code === 'ENOENT' || /missing|no such file/iu.test((err as Error).message)) {
-        return miss('missing_image', `No image for ${request.report.id}: ${relative(root, chosen.path)} does not exist`);
-      }
       return miss('bad_image', `Cannot decode ${relative(root, chosen.path)} for ${request.report.id}: ${(err as Error).message}`);
     }
   }
 
   return {
     backend: 'images',
+    usesSeed: false,
     model: `images:${basename(root.replace(/[\\/]+$/u, '')) || root}`,
     generate: (requests) => Promise.all(requests.map(load)),
     async close() {},

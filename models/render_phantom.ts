@@ -51,9 +51,9 @@ export function renderPhantom(findings: PhantomFindings, seed: number, size: num
   const canvas = new Canvas(low);
   paintThorax(canvas, anatomy, findings, layout);
   paintBlobs(canvas, layout.blobs);
-  const density = upsample(canvas.density, low, size);
+  const density = place(canvas.density, low, size, anatomy);
   paintStrokes(density, size, anatomy, layout);
-  return expose(density, noiseRandom, anatomy);
+  return expose(density, size, noiseRandom, anatomy);
 }
 
 /** Per-seed anatomy and exposure, in image-width units (x right, y down, origin top left). */
@@ -81,6 +81,15 @@ interface Anatomy {
   offset: number;
   gamma: number;
   noise: number;
+  /** The heel effect: the exposure's linear ramp across the image (0.25: ±12.5% at the edges) and its direction. */
+  heel: number;
+  heelAngle: number;
+  /** Where the patient is in the image: image = rotate(anatomy − ½, rotation) × zoom + ½ + shift. */
+  zoom: number;
+  /** Radians, counter-clockwise. */
+  rotation: number;
+  shiftX: number;
+  shiftY: number;
   /** Coarse lattices of value noise: soft-tissue texture and lung markings. */
   texture: ValueNoise;
   markings: ValueNoise;
@@ -102,12 +111,18 @@ function drawAnatomy(random: SeededRandom, findings: PhantomFindings): Anatomy {
     ribStart: random.range(0.12, 0.15),
     ribCurve: random.range(1.1, 1.5),
     clavicleY: random.range(0.17, 0.2),
-    gain: random.range(0.9, 1.08),
+    gain: random.range(0.85, 1.1),
     offset: random.range(-0.03, 0.03),
-    gamma: random.range(0.9, 1.12),
+    gamma: random.range(0.85, 1.2),
     noise: random.range(0.003, 0.007),
     texture: new ValueNoise(random, 8),
     markings: new ValueNoise(random, 36),
+    heel: random.range(0, 0.25),
+    heelAngle: random.range(0, 2 * Math.PI),
+    zoom: random.range(0.94, 1.06),
+    shiftX: random.range(-0.02, 0.02),
+    shiftY: random.range(-0.02, 0.02),
+    rotation: random.range(-0.035, 0.035),
   };
 }
 
@@ -521,7 +536,20 @@ function paintStrokes(density: Float32Array, size: number, anatomy: Anatomy, lay
     { points: [[cx + 0.04, clavicleY], [cx + 0.17, clavicleY - 0.035], [cx + 0.3, clavicleY - 0.05]], width: 0.02, density: 0.2 },
     ...layout.strokes,
   ];
-  for (const stroke of strokes) {
+  const { zoom, shiftX, shiftY } = anatomy;
+  const cos = Math.cos(anatomy.rotation);
+  const sin = Math.sin(anatomy.rotation);
+  for (const drawn of strokes) {
+    // Into the image's frame, as place() puts the rest of the anatomy.
+    const stroke: Stroke = {
+      points: drawn.points.map(([x, y]) => {
+        const u = x - 0.5;
+        const v = y - 0.5;
+        return [(cos * u - sin * v) * zoom + 0.5 + shiftX, (sin * u + cos * v) * zoom + 0.5 + shiftY] as const;
+      }),
+      width: drawn.width * zoom,
+      density: drawn.density,
+    };
     const half = stroke.width / 2;
     const soft = Math.max(0.6 / size, half * 0.25);
     const reach = half + soft;
@@ -568,34 +596,35 @@ function paintStrokes(density: Float32Array, size: number, anatomy: Anatomy, lay
 }
 
 /**
- * Bilinear upsampling of a `low` × `low` density to `size` × `size`, pixel centres
- * aligned: the smooth anatomy is drawn at half resolution, the fine strokes and the
- * noise at full resolution.
+ * The `low` × `low` density (drawn in the anatomy's frame) resampled to `size` × `size`
+ * in the image's frame: the patient placed by the anatomy's zoom and shift, bilinear,
+ * edges extended. The smooth anatomy is drawn at half resolution; the fine strokes and
+ * the noise come after, at full resolution.
  */
-function upsample(source: Float32Array, low: number, size: number): Float32Array {
-  if (low === size) return source;
+function place(source: Float32Array, low: number, size: number, anatomy: Anatomy): Float32Array {
   const target = new Float32Array(size * size);
-  const scale = low / size;
-  const columnIndex = new Int32Array(size);
-  const columnWeight = new Float32Array(size);
-  for (let col = 0; col < size; col++) {
-    const s = Math.min(Math.max((col + 0.5) * scale - 0.5, 0), low - 1);
-    const i = Math.min(Math.floor(s), low - 2);
-    columnIndex[col] = i;
-    columnWeight[col] = s - i;
-  }
+  const { zoom, shiftX, shiftY, rotation } = anatomy;
+  // Image pixel centre → anatomy coordinate (the inverse of: rotate by `rotation` about the
+  // centre, scale by `zoom`, shift) → source pixel coordinate, clamped to the source.
+  const cos = Math.cos(rotation) / zoom;
+  const sin = Math.sin(rotation) / zoom;
+  const last = low - 1;
   for (let row = 0; row < size; row++) {
-    const s = Math.min(Math.max((row + 0.5) * scale - 0.5, 0), low - 1);
-    const i = Math.min(Math.floor(s), low - 2);
-    const fy = s - i;
-    const top = i * low;
-    const bottom = top + low;
+    const v = (row + 0.5) / size - 0.5 - shiftY;
     const out = row * size;
     for (let col = 0; col < size; col++) {
-      const c = columnIndex[col]!;
-      const fx = columnWeight[col]!;
-      const upper = source[top + c]! + (source[top + c + 1]! - source[top + c]!) * fx;
-      const lower = source[bottom + c]! + (source[bottom + c + 1]! - source[bottom + c]!) * fx;
+      const u = (col + 0.5) / size - 0.5 - shiftX;
+      let sx = (cos * u + sin * v + 0.5) * low - 0.5;
+      let sy = (-sin * u + cos * v + 0.5) * low - 0.5;
+      sx = sx < 0 ? 0 : sx > last ? last : sx;
+      sy = sy < 0 ? 0 : sy > last ? last : sy;
+      const c = sx < last ? sx | 0 : last - 1;
+      const r = sy < last ? sy | 0 : last - 1;
+      const fx = sx - c;
+      const fy = sy - r;
+      const top = r * low + c;
+      const upper = source[top]! + (source[top + 1]! - source[top]!) * fx;
+      const lower = source[top + low]! + (source[top + low + 1]! - source[top + low]!) * fx;
       target[out + col] = upper + (lower - upper) * fy;
     }
   }
@@ -603,15 +632,22 @@ function upsample(source: Float32Array, low: number, size: number): Float32Array
 }
 
 /** Density to 8-bit intensity: attenuation, exposure and quantum noise. */
-function expose(density: Float32Array, random: SeededRandom, anatomy: Anatomy): Uint8Array {
+function expose(density: Float32Array, size: number, random: SeededRandom, anatomy: Anatomy): Uint8Array {
   // A clamped array rounds (half to even) and clamps to 0 … 255 as it stores.
   const pixels = new Uint8ClampedArray(density.length);
-  const { gain, offset, gamma, noise } = anatomy;
+  const { gain, offset, gamma, noise, heel, heelAngle } = anatomy;
   // The tone curve in 0 … 255 units, tabulated: density 0 … 4 in steps of 1/1024, linearly interpolated.
   const steps = 4096;
   const curve = new Float64Array(steps + 2);
   for (let k = 0; k <= steps + 1; k++) curve[k] = 255 * (gain * (1 - Math.exp((-2 * k) / 1024)) ** gamma + offset);
   const amplitude = noise * 2.45;
+  // The heel effect: the beam is stronger on one side, a linear ramp across the image.
+  const heelX = (heel * Math.cos(heelAngle)) / size;
+  const heelY = (heel * Math.sin(heelAngle)) / size;
+  const heelAt = (i: number): number => {
+    const row = Math.floor(i / size);
+    return 1 + heelX * (i - row * size + 0.5 - size / 2) + heelY * (row + 0.5 - size / 2);
+  };
   for (let i = 0; i < density.length; i += 2) {
     // One 32-bit draw gives two pixels' noise: each the sum of two 8-bit uniforms less 255 (triangular, σ ≈ 0.41 × 255).
     const bits = random.uint32();
@@ -621,7 +657,8 @@ function expose(density: Float32Array, random: SeededRandom, anatomy: Anatomy): 
       const d = density[i + k]!;
       const position = (d < 0 ? 0 : d > 4 ? 4 : d) * 1024;
       const index = position | 0;
-      pixels[i + k] = curve[index]! + (curve[index + 1]! - curve[index]!) * (position - index) + amplitude * grain;
+      const tone = curve[index]! + (curve[index + 1]! - curve[index]!) * (position - index);
+      pixels[i + k] = tone * heelAt(i + k) + amplitude * grain;
     }
   }
   return new Uint8Array(pixels.buffer, pixels.byteOffset, pixels.byteLength);

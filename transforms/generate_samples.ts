@@ -11,6 +11,8 @@ import { isReject, type CleanReport, type Reject } from '../records.js';
 import { sanitizeKey, type Sample } from '../streams/sample.js';
 import { VERSION } from '../version.js';
 import { encodeImage, resolveEncodeOptions, type EncodeImageOptions } from './encode_image.js';
+import type { AlignmentScorer, QualityFilter, QualityVerdict } from './quality_filter.js';
+import { assessBatch } from './_assess_batch.js';
 
 /** Options of {@link generateSamples}. */
 export interface GenerateSamplesOptions extends EncodeImageOptions {
@@ -34,6 +36,17 @@ export interface GenerateSamplesOptions extends EncodeImageOptions {
    * @default 2
    */
   lookahead?: number;
+  /**
+   * Check every image (scores, near-duplicates, alignment) and regenerate failures; the
+   * verdict goes into the sample's JSON as `quality`. @default undefined (no checks)
+   */
+  qualityFilter?: QualityFilter;
+  /** Scores image–caption alignment for `qualityFilter`. @default undefined */
+  alignment?: AlignmentScorer;
+  /** Regenerations of an image that fails `qualityFilter`, each with the next attempt's seed, before it is rejected (`quality_failed`). @default 2 */
+  retries?: number;
+  /** Called with the final verdict of every image checked by `qualityFilter`, in order. @default undefined */
+  onVerdict?: (verdict: QualityVerdict) => void;
   /** Called after each batch with its size and the generator's time for it. @default undefined */
   onBatch?: (images: number, milliseconds: number) => void;
 }
@@ -45,7 +58,10 @@ export interface SampleMetadata {
   subjectId?: string;
   source: string;
   variant: number;
+  /** The attempt that was kept: 0 for the first. */
   attempt: number;
+  /** How many attempts it took: `attempt + 1`. */
+  attempts: number;
   seed: number;
   runSeed: number;
   prompt: string;
@@ -62,6 +78,8 @@ export interface SampleMetadata {
   /** The generator's wall time for the image's batch over the batch's size, in milliseconds. */
   generationMs: number;
   medsyn: string;
+  /** Scores and decision, when the quality stage ran. */
+  quality?: QualityVerdict;
   [backendField: string]: unknown;
 }
 
@@ -69,6 +87,7 @@ interface Batch {
   requests: GenerationRequest[];
   rejects: Reject[];
   results?: Array<GeneratedImage | GenerationMiss>;
+  verdicts?: Array<QualityVerdict | undefined>;
   error?: unknown;
   milliseconds: number;
 }
@@ -112,7 +131,10 @@ export async function* generateSamples(
   const encoding = resolveEncodeOptions(options);
   const lookahead = options.lookahead ?? 2;
   if (!Number.isInteger(lookahead) || lookahead < 1) invalidOption('lookahead', `must be a positive integer, got ${lookahead}`);
+  const retries = options.retries ?? 2;
+  if (!Number.isInteger(retries) || retries < 0) invalidOption('retries', `must be an integer ≥ 0, got ${retries}`);
 
+  const sampleKey = (request: GenerationRequest): string => (imagesPerReport === 1 ? request.key : `${request.key}_${request.variant}`);
   const iterator = (reports as AsyncIterable<CleanReport | Reject>)[Symbol.asyncIterator]?.() ?? toAsync(reports as Iterable<CleanReport | Reject>);
   // A report's variants not yet in a batch: a report may straddle two batches.
   const waiting: GenerationRequest[] = [];
@@ -162,11 +184,20 @@ export async function* generateSamples(
       }
       batch.milliseconds = performance.now() - started;
       options.onBatch?.(batch.requests.length, batch.milliseconds);
+      if (options.qualityFilter && batch.results) {
+        batch.verdicts = await assessBatch(batch.requests, batch.results, {
+          filter: options.qualityFilter,
+          ...(options.alignment ? { alignment: options.alignment } : {}),
+          retries,
+          runSeed,
+          generator,
+          sampleKey,
+          ...(options.onBatch ? { onBatch: options.onBatch } : {}),
+        });
+      }
     }
     return batch;
   }
-
-  const sampleKey = (request: GenerationRequest): string => (imagesPerReport === 1 ? request.key : `${request.key}_${request.variant}`);
 
   async function* emit(batch: Batch): AsyncGenerator<Sample | Reject> {
     yield* batch.rejects;
@@ -186,13 +217,27 @@ export async function* generateSamples(
     const perImage = batch.milliseconds / batch.requests.length;
     const results = batch.results!;
     // Encode the whole batch at once: sharp spreads it over the thread pool.
-    const encoded = await Promise.all(results.map((result) => (isMiss(result) ? undefined : encodeImage(result, encoding))));
+    const encoded = await Promise.all(
+      results.map((result, i) => (isMiss(result) || batch.verdicts?.[i]?.passed === false ? undefined : encodeImage(result, encoding))),
+    );
     for (let i = 0; i < batch.requests.length; i++) {
       const request = batch.requests[i]!;
       const result = results[i]!;
       const key = sampleKey(request);
       if (isMiss(result)) {
         yield { id: key, source: request.report.source, reason: result.miss.reason, message: result.miss.message };
+        continue;
+      }
+      const verdict = batch.verdicts?.[i];
+      if (verdict) options.onVerdict?.(verdict);
+      if (verdict && !verdict.passed) {
+        const duplicate = verdict.duplicateOf !== undefined ? ` (of ${verdict.duplicateOf}, distance ${verdict.duplicateDistance})` : '';
+        yield {
+          id: key,
+          source: request.report.source,
+          reason: 'quality_failed',
+          message: `Failed the quality checks after ${request.attempt + 1} attempt${request.attempt === 0 ? '' : 's'}: ${verdict.reasons.join(', ')}${duplicate}`,
+        };
         continue;
       }
       const { report } = request;
@@ -203,6 +248,7 @@ export async function* generateSamples(
         source: report.source,
         variant: request.variant,
         attempt: request.attempt,
+        attempts: request.attempt + 1,
         seed: request.seed,
         runSeed,
         prompt: report.prompt,
@@ -219,6 +265,7 @@ export async function* generateSamples(
         ...result.meta,
         generationMs: Math.round(perImage * 1000) / 1000,
         medsyn: VERSION,
+        ...(verdict ? { quality: verdict } : {}),
       };
       yield {
         key,

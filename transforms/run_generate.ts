@@ -19,12 +19,15 @@ import { encodeSamples } from '../streams/tar_encoder.js';
 import { cleanReports, type CleanReportsOptions } from './clean_reports.js';
 import { wordCountApproximation } from './fit_prompt.js';
 import { generateSamples, type GenerateSamplesOptions } from './generate_samples.js';
+import { QualityFilter, type AlignmentScorer, type QualityThresholds } from './quality_filter.js';
+import { loadClipAlignment } from '../models/clip_alignment.js';
+import { QualityTally, type QualitySummary } from './quality_tally.js';
 
 /** Options of {@link runGenerate}. */
 export interface RunGenerateOptions
   extends Omit<ReadReportsOptions, 'format'>,
     Omit<CleanReportsOptions, 'tokenCounter' | 'onError'>,
-    Omit<GenerateSamplesOptions, 'onBatch'>,
+    Omit<GenerateSamplesOptions, 'onBatch' | 'onVerdict' | 'qualityFilter' | 'alignment'>,
     CreateGeneratorOptions {
   /**
    * The input format: `clean` for cleaned-report NDJSON (as `medsyn-clean` writes it), a
@@ -37,6 +40,18 @@ export interface RunGenerateOptions
   tokenizer?: string;
   /** The prompt limit in tokens, BOS and EOS included. @default 77, or the tokenizer's */
   maxTokens?: number;
+  /**
+   * Quality checks with these thresholds (regenerating failures up to `retries` times),
+   * or `false` for none.
+   * @default {} (the default thresholds)
+   */
+  checks?: QualityThresholds | false;
+  /**
+   * A CLIP-style model folder (ONNX image and text encoders, as @huggingface/transformers
+   * loads CLIP) to score image–caption alignment with, thresholded by `checks.minAlignment`.
+   * @default undefined (no alignment score)
+   */
+  alignModel?: string;
   /** A running backend to use instead of starting `backend` (it is not closed). @default undefined */
   generator?: Generator;
   /** Write rejects as NDJSON to this file. Without it rejects are only counted. @default undefined */
@@ -67,6 +82,8 @@ export interface GenerateSummary {
   seconds: number;
   backend: string;
   model: string;
+  /** What the quality checks found, when they ran. */
+  quality?: QualitySummary;
 }
 
 /**
@@ -93,6 +110,7 @@ export async function runGenerate(input: string, output: Writable, options: RunG
     const tokenizer = await loadClipTokenizer(options.tokenizer);
     tokenCounter = options.maxTokens === undefined ? tokenizer : { ...tokenizer, maxTokens: options.maxTokens };
   }
+  const checks = options.checks ?? {};
   const { format, ...rest } = options;
   const opened = await openCleanInput(input, { ...rest, format: format ?? 'auto' });
   const records: AsyncIterable<CleanReport | Reject> =
@@ -107,7 +125,15 @@ export async function runGenerate(input: string, output: Writable, options: RunG
           { ...rest, tokenCounter, onError: 'skip' },
         );
 
-  const generator = options.generator ?? (await createGenerator(options));
+  const alignment: (AlignmentScorer & { release(): Promise<void> }) | undefined =
+    options.alignModel !== undefined && checks !== false ? await loadClipAlignment(options.alignModel) : undefined;
+  let generator: Generator;
+  try {
+    generator = options.generator ?? (await createGenerator(options));
+  } catch (err) {
+    await alignment?.release();
+    throw err;
+  }
   const summary: GenerateSummary = {
     read: 0,
     samples: 0,
@@ -120,6 +146,9 @@ export async function runGenerate(input: string, output: Writable, options: RunG
     model: generator.model,
   };
   const rejectsFile = options.rejects === undefined ? undefined : new RejectsFile(options.rejects);
+  const size = checks === false ? undefined : (checks.size ?? options.size);
+  const qualityFilter = checks === false ? undefined : new QualityFilter({ ...checks, ...(size !== undefined ? { size } : {}) });
+  const tally = qualityFilter ? new QualityTally() : undefined;
 
   async function* limited(): AsyncGenerator<CleanReport | Reject> {
     if (summary.read >= limit) return;
@@ -133,6 +162,8 @@ export async function runGenerate(input: string, output: Writable, options: RunG
   async function* samples(): AsyncGenerator<Sample> {
     const stage = generateSamples(limited(), generator, {
       ...options,
+      ...(qualityFilter ? { qualityFilter, onVerdict: (verdict) => tally!.add(verdict) } : {}),
+      ...(alignment ? { alignment } : {}),
       onBatch(images, milliseconds) {
         summary.generated += images;
         summary.generatorSeconds += milliseconds / 1000;
@@ -164,9 +195,11 @@ export async function runGenerate(input: string, output: Writable, options: RunG
     throw err;
   } finally {
     if (options.generator === undefined) await generator.close();
+    await alignment?.release();
   }
   await rejectsFile?.close();
   summary.seconds = (performance.now() - started) / 1000;
+  if (tally) summary.quality = tally.summary();
   return summary;
 }
 

@@ -1,46 +1,15 @@
 import t from 'tap';
-import { spawn } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { Readable } from 'node:stream';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import type { ShardManifest } from '../../streams/shard_manifest.js';
 import type { Sample } from '../../streams/sample.js';
-import { decodeSamples } from '../../streams/tar_decoder.js';
+import { bin, ROOT, samplesIn, sh } from './_pipes.js';
 
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const BIN = join(ROOT, 'dist', 'bin');
-const node = JSON.stringify(process.execPath);
-const gen = `${node} ${JSON.stringify(join(BIN, 'medsyn-gen.js'))}`;
-const shard = `${node} ${JSON.stringify(join(BIN, 'medsyn-shard.js'))}`;
-const clean = `${node} ${JSON.stringify(join(BIN, 'medsyn-clean.js'))}`;
+const gen = bin('medsyn-gen');
+const shard = bin('medsyn-shard');
+const clean = bin('medsyn-clean');
 const sectioned = join(ROOT, 'fixtures', 'official', 'mimic_cxr_sectioned.csv');
 const reportsDir = join(ROOT, 'fixtures', 'reports');
-
-interface Run {
-  code: number | null;
-  stdout: Buffer;
-  stderr: string;
-}
-
-/** Runs a shell pipeline of the real binaries, through real pipes. */
-function sh(script: string, cwd = ROOT): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('/bin/bash', ['-c', `set -o pipefail; ${script}`], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
-    const stdout: Buffer[] = [];
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => stdout.push(chunk));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout: Buffer.concat(stdout), stderr }));
-  });
-}
-
-async function samplesIn(tar: Buffer): Promise<Sample[]> {
-  const samples: Sample[] = [];
-  for await (const sample of decodeSamples(Readable.from([tar]))) samples.push(sample);
-  return samples;
-}
 
 /** What must not change between runs: everything but the timing. */
 const comparable = (sample: Sample) => ({
@@ -116,4 +85,19 @@ t.test('medsyn-gen explains bad usage with exit 2 and a failure with exit 1', as
   const images = await sh(`${gen} ${JSON.stringify(reportsDir)} --backend images --images no/such/dir`);
   t.equal(images.code, 1);
   t.match(images.stderr, /MEDSYN_ERR_NOT_FOUND/);
+});
+
+t.test('medsyn-gen checks quality by default, scores alignment with --align-model, and --skip-quality turns the checks off', async (t) => {
+  const clip = JSON.stringify(join(ROOT, 'fixtures', 'clip-tiny'));
+  const checked = await sh(`${gen} ${JSON.stringify(reportsDir)} --size 64 --limit 4 --align-model ${clip} --min-alignment=-1`);
+  t.equal(checked.code, 0, checked.stderr);
+  t.match(checked.stderr, /medsyn-gen: quality: \d+ passed, 0 failed of \d+ checked\n(.*\n)*  alignment +min /);
+  const json = JSON.parse(Buffer.from((await samplesIn(checked.stdout))[0]!.parts.json!).toString());
+  t.match(json, { attempt: 0, attempts: 1, quality: { passed: true, reasons: [], alignment: Number, phash: /^[0-9a-f]{16}$/ } });
+  const skipped = await sh(`${gen} ${JSON.stringify(reportsDir)} --size 64 --limit 2 --skip-quality`);
+  t.equal(skipped.code, 0, skipped.stderr);
+  t.notMatch(skipped.stderr, /quality:/);
+  t.notOk('quality' in JSON.parse(Buffer.from((await samplesIn(skipped.stdout))[0]!.parts.json!).toString()));
+  const both = await sh(`${gen} --skip-quality --align-model ${clip} < /dev/null`);
+  t.equal(both.code, 2);
 });

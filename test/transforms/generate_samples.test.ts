@@ -165,3 +165,53 @@ t.test('generateSamples checks its options', async (t) => {
   }
   t.same(await collect(generateSamples([], generator)), { samples: [], rejects: [] });
 });
+
+t.test('generateSamples with quality checks regenerates failures with the next seed and records the verdict and attempts', async (t) => {
+  const { QualityFilter } = await import('../../transforms/quality_filter.js');
+  const { renderPhantom } = await import('../../models/render_phantom.js');
+  const { phantomFindings } = await import('../../models/phantom_findings.js');
+  const SIZE = 64;
+  const calls: string[][] = [];
+  // s2 is blank at its first attempt, s3 always, s5 repeats s1's image at its first attempt.
+  const generator: Generator = {
+    backend: 'flaky',
+    model: 'flaky-1',
+    async generate(requests) {
+      calls.push(requests.map((request) => `${request.key}@${request.attempt}`));
+      return requests.map((request) => {
+        const blank = (request.key === 's2' && request.attempt === 0) || request.key === 's3';
+        const seed = request.key === 's5' && request.attempt === 0 ? deriveSeed(0, 's1', 0, 0) : request.seed;
+        const pixels = blank ? new Uint8Array(SIZE * SIZE).fill(90) : renderPhantom(phantomFindings({ labels: {}, attributes: {}, caption: '' }), seed, SIZE);
+        return { pixels, width: SIZE, height: SIZE, channels: 1 as const };
+      });
+    },
+    async close() {},
+  };
+  const runs = [];
+  for (const batchSize of [1, 2, 8]) {
+    const verdicts: unknown[] = [];
+    const { samples, rejects } = await collect(
+      generateSamples(REPORTS.slice(0, 6), generator, { batchSize, qualityFilter: new QualityFilter(), retries: 2, onVerdict: (verdict) => verdicts.push(verdict) }),
+    );
+    t.same(samples.map((sample) => [sample.key, meta(sample).attempt, meta(sample).attempts]), [
+      ['s1', 0, 1],
+      ['s2', 1, 2],
+      ['s4', 0, 1],
+      ['s5', 1, 2],
+      ['s6', 0, 1],
+    ], `batch size ${batchSize}`);
+    t.match(rejects, [{ id: 's3', reason: 'quality_failed', message: /after 3 attempts: blank, .*low_contrast/ }]);
+    t.equal(verdicts.length, 6);
+    const s2 = meta(samples[1]!);
+    t.match(s2.quality, { passed: true, reasons: [], phash: /^[0-9a-f]{16}$/ });
+    t.equal(s2.seed, deriveSeed(0, 's2', 0, 1), 'the kept attempt’s seed');
+    runs.push(samples.map(comparable));
+  }
+  t.same(runs[1], runs[0]);
+  t.same(runs[2], runs[0]);
+  t.ok(calls.flat().includes('s3@2') && !calls.flat().includes('s3@3'), 'two retries, no more');
+  const noRetry = await collect(generateSamples(REPORTS.slice(1, 2), generator, { qualityFilter: new QualityFilter(), retries: 0 }));
+  t.match(noRetry.rejects, [{ id: 's2', reason: 'quality_failed', message: /after 1 attempt: / }]);
+  const fixed = await collect(generateSamples(REPORTS.slice(2, 3), { ...generator, usesSeed: false }, { qualityFilter: new QualityFilter() }));
+  t.match(fixed.rejects, [{ id: 's3', reason: 'quality_failed', message: /after 1 attempt/ }], 'a backend whose images do not depend on the seed is not retried');
+});

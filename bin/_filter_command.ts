@@ -1,0 +1,67 @@
+/**
+ * `medsyn filter` / `medsyn-filter`: a sample tar stream in, the samples that pass the
+ * quality checks out.
+ *
+ * @module
+ */
+import { ErrorCodes, MedsynError } from '../errors.js';
+import { formatFilterSummary, runFilter, type FilterSummary, type RunFilterOptions } from '../transforms/run_filter.js';
+import { integerFlag, progressLine, type Command } from './_cli.js';
+import { QUALITY_FLAGS, qualityThresholds } from './_quality_flags.js';
+
+/** The `filter` command. */
+export const filterCommand: Command = {
+  name: 'filter',
+  summary: 'Score every image of a sample tar stream, keep those that pass, and record every score in the sample JSON.',
+  usage: ['medsyn-filter [options] < samples.tar > kept.tar', 'cat out/shard-*.tar | medsyn-filter --min-contrast 20 | medsyn-shard out2/'],
+  readsStdin: true,
+  flags: {
+    ...QUALITY_FLAGS,
+    size: { type: 'string', arg: 'PX', help: 'reject images that are not PX x PX: wrong_size (default: any size)' },
+    rejects: { type: 'string', arg: 'FILE', help: 'write rejected samples as NDJSON (id, source, offset, reason, reasons, quality, message) to FILE' },
+    progress: { type: 'boolean', help: 'show samples read, kept and rejected on stderr as the run goes' },
+    quiet: { type: 'boolean', short: 'q', help: 'no summary on stderr' },
+  },
+  details: `
+Input on stdin: an uncompressed WebDataset tar stream (what medsyn-gen writes,
+or shards: cat out/shard-*.tar | ...). Output on stdout: the samples that pass,
+their parts unchanged but for <key>.json, which gains (or has replaced) its
+"quality": {mean, contrast, entropy, sharpness, blackShare, whiteShare, blank,
+width, height, phash, duplicateOf, duplicateDistance, duplicateKind, passed,
+reasons}.
+
+Checks on the decoded 8-bit gray pixels: blank (contrast below 2, or one
+value in 99% of pixels), mean, contrast, histogram entropy, sharpness
+(variance of the Laplacian), near-black and near-white shares, size, 8-bit
+depth, and near-duplicates: a 64-bit DCT perceptual hash within
+--dup-distance of an image kept earlier in the run (a variant of the same
+report, or another report's image). The defaults pass the phantom's images
+and fail blank, saturated, washed-out, blurred and duplicated ones; tune them
+for real generators from the score distributions in the summary.
+
+Rejects (reason): quality_failed (with the failed checks in "reasons"),
+bad_image (no image part, or one that cannot be decoded), bad_json. Exit
+status: 0 done, 1 failed, 2 bad usage.
+
+Examples:
+  medsyn-gen reports.csv --skip-quality | medsyn-filter --rejects rejects.ndjson | medsyn-shard out/
+  cat out/shard-*.tar | medsyn-filter --min-contrast 30 --dup-distance 6 | medsyn-shard out2/
+`,
+  async run(values, positionals) {
+    if (positionals.length > 0) {
+      throw new MedsynError(ErrorCodes.USAGE, `medsyn-filter reads stdin, not ${positionals.join(' ')} (cat FILE | medsyn-filter; see --help)`);
+    }
+    const options: RunFilterOptions = { ...qualityThresholds(values), endOutput: false };
+    const size = integerFlag(values, 'size');
+    if (size !== undefined) options.size = size;
+    if (typeof values['rejects'] === 'string') options.rejects = values['rejects'];
+    if (typeof values['align-model'] === 'string') options.alignModel = values['align-model'];
+    if (values['progress'] === true) {
+      options.onProgress = progressLine('medsyn-filter', (summary: FilterSummary) => `${summary.read} read, ${summary.kept} kept, ${summary.rejectedTotal} rejected`);
+    }
+    const summary = await runFilter(process.stdin, process.stdout, options);
+    if (values['progress'] === true && process.stderr.isTTY) process.stderr.write('\n');
+    if (values['quiet'] !== true) process.stderr.write(`medsyn-filter: ${formatFilterSummary(summary)}\n`);
+    return 0;
+  },
+};

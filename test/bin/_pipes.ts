@@ -1,0 +1,42 @@
+/** Helpers for CLI tests: run a bash pipeline of the real binaries, read the tar they write. */
+import { spawn } from 'node:child_process';
+import { dirname, join } from 'node:path';
+import { Readable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+import type { Sample } from '../../streams/sample.js';
+import { decodeSamples } from '../../streams/tar_decoder.js';
+
+/** The project root. */
+export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+/** `node dist/bin/NAME.js`, quoted for a shell. */
+export function bin(name: string): string {
+  return `${JSON.stringify(process.execPath)} ${JSON.stringify(join(ROOT, 'dist', 'bin', `${name}.js`))}`;
+}
+
+/** What a pipeline left: its exit status (with pipefail), stdout and stderr. */
+export interface PipeRun {
+  code: number | null;
+  stdout: Buffer;
+  stderr: string;
+}
+
+/** Runs `script` in bash with pipefail, from the project root, through real pipes. */
+export function sh(script: string, cwd = ROOT): Promise<PipeRun> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('/bin/bash', ['-c', `set -o pipefail; ${script}`], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+    const stdout: Buffer[] = [];
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => stdout.push(chunk));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout: Buffer.concat(stdout), stderr }));
+  });
+}
+
+/** The samples of a tar stream held in memory. */
+export async function samplesIn(tar: Buffer): Promise<Sample[]> {
+  const samples: Sample[] = [];
+  for await (const sample of decodeSamples(Readable.from([tar]))) samples.push(sample);
+  return samples;
+}
