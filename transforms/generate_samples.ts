@@ -30,9 +30,9 @@ export interface GenerateSamplesOptions extends EncodeImageOptions {
    */
   onError?: 'skip' | 'fail';
   /**
-   * Finished batches that may wait to be encoded and taken while the generator goes on
+   * Checked batches that may wait to be encoded and taken while the generator goes on
    * with the next: the generator is never idle while the consumer keeps up, and a slow
-   * consumer stops it after this many.
+   * consumer stops it after this many (plus the one being taken and one generated).
    * @default 2
    */
   lookahead?: number;
@@ -140,7 +140,8 @@ export async function* generateSamples(
   const waiting: GenerationRequest[] = [];
   let exhausted = false;
 
-  async function collect(): Promise<Batch | undefined> {
+  /** Reads the next batch's reports (and passes on the rejects among them). */
+  async function gather(): Promise<Batch | undefined> {
     const batch: Batch = { requests: [], rejects: [], milliseconds: 0 };
     while (batch.requests.length < batchSize) {
       if (waiting.length > 0) {
@@ -172,31 +173,38 @@ export async function* generateSamples(
       }
     }
     if (batch.requests.length === 0 && batch.rejects.length === 0) return undefined;
-    if (batch.requests.length > 0) {
-      const started = performance.now();
-      try {
-        batch.results = await generator.generate(batch.requests);
-        if (batch.results.length !== batch.requests.length) {
-          throw new MedsynError(ErrorCodes.GENERATION_FAILED, `The ${generator.backend} backend returned ${batch.results.length} images for ${batch.requests.length} requests`);
-        }
-      } catch (err) {
-        batch.error = err;
-      }
-      batch.milliseconds = performance.now() - started;
-      options.onBatch?.(batch.requests.length, batch.milliseconds);
-      if (options.qualityFilter && batch.results) {
-        batch.verdicts = await assessBatch(batch.requests, batch.results, {
-          filter: options.qualityFilter,
-          ...(options.alignment ? { alignment: options.alignment } : {}),
-          retries,
-          runSeed,
-          generator,
-          sampleKey,
-          ...(options.onBatch ? { onBatch: options.onBatch } : {}),
-        });
-      }
-    }
     return batch;
+  }
+
+  /** Runs the generator on a gathered batch; failures are kept on the batch, not thrown. */
+  async function generate(batch: Batch): Promise<void> {
+    if (batch.requests.length === 0) return;
+    const started = performance.now();
+    try {
+      batch.results = await generator.generate(batch.requests);
+      if (batch.results.length !== batch.requests.length) {
+        throw new MedsynError(ErrorCodes.GENERATION_FAILED, `The ${generator.backend} backend returned ${batch.results.length} images for ${batch.requests.length} requests`);
+      }
+    } catch (err) {
+      batch.error = err;
+      delete batch.results;
+    }
+    batch.milliseconds = performance.now() - started;
+    options.onBatch?.(batch.requests.length, batch.milliseconds);
+  }
+
+  /** The quality checks of a generated batch, with regeneration: batches are assessed one after another, in order. */
+  async function assess(batch: Batch): Promise<void> {
+    if (!options.qualityFilter || !batch.results) return;
+    batch.verdicts = await assessBatch(batch.requests, batch.results, {
+      filter: options.qualityFilter,
+      ...(options.alignment ? { alignment: options.alignment } : {}),
+      retries,
+      runSeed,
+      generator,
+      sampleKey,
+      ...(options.onBatch ? { onBatch: options.onBatch } : {}),
+    });
   }
 
   async function* emit(batch: Batch): AsyncGenerator<Sample | Reject> {
@@ -274,8 +282,10 @@ export async function* generateSamples(
     }
   }
 
-  // The producer generates batch after batch while up to `lookahead` finished batches wait
-  // to be encoded and taken; the consumer below takes them in order.
+  // The producer generates batch after batch: as soon as one batch is generated, the next
+  // is gathered and handed to the generator, and only then is the first checked (scores on
+  // this thread, regeneration of failures) and queued; up to `lookahead` checked batches wait
+  // to be encoded and taken, in order, by the consumer below.
   const ready: Batch[] = [];
   let finished = false;
   let failure: { error: unknown } | undefined;
@@ -284,16 +294,22 @@ export async function* generateSamples(
   let wakeProducer: (() => void) | undefined;
   const producer = (async () => {
     try {
-      while (!stopped) {
-        if (ready.length >= lookahead) {
-          await new Promise<void>((resolve) => (wakeProducer = resolve));
-          continue;
-        }
-        const batch = await collect();
-        if (batch === undefined) break;
-        ready.push(batch);
+      let current = await gather();
+      let generating = current ? generate(current) : undefined;
+      while (current && !stopped) {
+        await generating;
+        while (ready.length >= lookahead && !stopped) await new Promise<void>((resolve) => (wakeProducer = resolve));
+        if (stopped) break;
+        const next = await gather();
+        generating = next ? generate(next) : undefined;
+        // An early stop or a failure below still lets this generation finish before the input is closed.
+        generating?.catch(() => undefined);
+        await assess(current);
+        ready.push(current);
         wakeConsumer?.();
+        current = next;
       }
+      await generating;
     } catch (err) {
       failure = { error: err };
     } finally {
