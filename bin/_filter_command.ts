@@ -26,16 +26,19 @@ export const filterCommand: Command = {
 Input on stdin: an uncompressed WebDataset tar stream (what medsyn-gen writes,
 or shards: cat out/shard-*.tar | ...). Output on stdout: the samples that pass,
 their parts unchanged but for <key>.json, which gains (or has replaced) its
-"quality": {mean, contrast, entropy, sharpness, blackShare, whiteShare, blank,
-width, height, phash, duplicateOf, duplicateDistance, duplicateKind, passed,
-reasons}.
+"quality": {mean, contrast, entropy, sharpness, noise, blackShare,
+whiteShare, blank, width, height, phash, duplicateOf, duplicateDistance,
+duplicateFineDistance, duplicateKind, alignment, passed, reasons}.
 
 Checks on the decoded 8-bit gray pixels: blank (contrast below 2, or one
 value in 99% of pixels), mean, contrast, histogram entropy, sharpness
-(variance of the Laplacian), near-black and near-white shares, size, 8-bit
-depth, and near-duplicates: a 64-bit DCT perceptual hash within
---dup-distance of an image kept earlier in the run (a variant of the same
-report, or another report's image). The defaults pass the phantom's images
+(variance of the Laplacian), noise (Immerkaer's estimate of its standard
+deviation), near-black and near-white shares, size, 8-bit depth, and
+near-duplicates: a 64-bit DCT perceptual hash within --dup-distance of an
+image kept earlier in the run (a variant of the same report, or another
+report's image), confirmed by a 256-bit hash of the 16x16 lowest
+frequencies within --dup-fine-distance. With --align-model, the cosine
+similarity of image and caption (<key>.txt). The defaults pass the phantom's images
 and fail blank, saturated, washed-out, blurred and duplicated ones; tune them
 for real generators from the score distributions in the summary.
 

@@ -15,6 +15,7 @@ export const QUALITY_FLAGS: FlagSpec = {
   'min-contrast': { type: 'string', arg: 'V', help: `reject a standard deviation of intensity below V (default ${d.minContrast}): low_contrast` },
   'min-entropy': { type: 'string', arg: 'BITS', help: `reject histogram entropy below BITS (0-8; default ${d.minEntropy}): low_entropy` },
   'min-sharpness': { type: 'string', arg: 'V', help: `reject a variance of the Laplacian below V (default ${d.minSharpness}): blurry` },
+  'max-noise': { type: 'string', arg: 'V', help: `reject a noise standard deviation above V gray levels (default ${d.maxNoise}): noisy` },
   'max-black': { type: 'string', arg: 'SHARE', help: `reject more than SHARE of pixels <= 5 (default ${d.maxBlackShare}): too_black` },
   'max-white': { type: 'string', arg: 'SHARE', help: `reject more than SHARE of pixels >= 250 (default ${d.maxWhiteShare}): saturated` },
   'dup-distance': { type: 'string', arg: 'BITS', help: `near-duplicate candidates: kept images within BITS of the 64-bit pHash; off to skip the search (default ${d.dupDistance})` },
@@ -34,6 +35,7 @@ export function qualityThresholds(values: Record<string, unknown>): QualityThres
   set('minContrast', numberFlag(values, 'min-contrast', 0));
   set('minEntropy', numberFlag(values, 'min-entropy', 0, 8));
   set('minSharpness', numberFlag(values, 'min-sharpness', 0));
+  set('maxNoise', numberFlag(values, 'max-noise', 0));
   set('maxBlackShare', numberFlag(values, 'max-black', 0, 1));
   set('maxWhiteShare', numberFlag(values, 'max-white', 0, 1));
   const dup = values['dup-distance'] === 'off' || values['dup-distance'] === '-1' ? -1 : integerFlag(values, 'dup-distance', 0);

@@ -30,6 +30,13 @@ export interface ImageStats {
    * Blur lowers it, noise raises it.
    */
   sharpness: number;
+  /**
+   * The standard deviation of the image's noise in gray levels, by Immerkær's estimator
+   * ("Fast noise variance estimation", 1996): `√(π/2) / (6·(W−2)·(H−2)) · Σ |I ∗ N|` with
+   * `N = [1 −2 1; −2 4 −2; 1 −2 1]`, a mask that cancels edges and smooth ramps and keeps
+   * pixel-to-pixel noise. Unlike `sharpness` it hardly depends on the image size.
+   */
+  noise: number;
   /** Share of pixels ≤ {@link BLACK_LEVEL} (near black), 0 … 1. */
   blackShare: number;
   /** Share of pixels ≥ {@link WHITE_LEVEL} (near white), 0 … 1. */
@@ -81,6 +88,7 @@ export function imageStats(image: GrayImage): ImageStats {
   // Exact integer sums held in doubles: |L| ≤ 1020, so Σ L² < 2^53 for any image up to 2^33 pixels.
   let laplacianSum = 0;
   let laplacianSquares = 0;
+  let noiseSum = 0;
   for (let y = 0; y < height; y++) {
     const row = y * width;
     const end = row + width;
@@ -88,9 +96,17 @@ export function imageStats(image: GrayImage): ImageStats {
     if (y === 0 || y === height - 1 || width < 3) continue;
     const last = end - 1;
     for (let i = row + 1; i < last; i++) {
-      const laplacian = pixels[i - width]! + pixels[i + width]! + pixels[i - 1]! + pixels[i + 1]! - 4 * pixels[i]!;
+      const up = pixels[i - width]!;
+      const down = pixels[i + width]!;
+      const left = pixels[i - 1]!;
+      const right = pixels[i + 1]!;
+      const centre = pixels[i]!;
+      const laplacian = up + down + left + right - 4 * centre;
       laplacianSum += laplacian;
       laplacianSquares += laplacian * laplacian;
+      const corners = pixels[i - width - 1]! + pixels[i - width + 1]! + pixels[i + width - 1]! + pixels[i + width + 1]!;
+      const mask = corners - 2 * (up + down + left + right) + 4 * centre;
+      noiseSum += mask < 0 ? -mask : mask;
     }
   }
 
@@ -122,6 +138,7 @@ export function imageStats(image: GrayImage): ImageStats {
     // -0 for a one-value histogram reads oddly in JSON.
     entropy: entropy === 0 ? 0 : entropy,
     sharpness,
+    noise: interior > 0 ? (Math.sqrt(Math.PI / 2) / (6 * interior)) * noiseSum : 0,
     blackShare: black / count,
     whiteShare: white / count,
     blank: contrast < BLANK_MAX_CONTRAST || dominant >= BLANK_DOMINANT_SHARE * count,

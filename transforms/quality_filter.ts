@@ -17,6 +17,7 @@ export type QualityReason =
   | 'low_contrast'
   | 'low_entropy'
   | 'blurry'
+  | 'noisy'
   | 'too_black'
   | 'saturated'
   | 'wrong_size'
@@ -36,6 +37,8 @@ export interface QualityThresholds {
   minEntropy?: number;
   /** Lowest variance of the Laplacian (sharpness). @default 10 */
   minSharpness?: number;
+  /** Highest noise standard deviation in gray levels (Immerkær's estimator). @default 8 */
+  maxNoise?: number;
   /** Highest share of near-black pixels (≤ 5). @default 0.5 */
   maxBlackShare?: number;
   /** Highest share of near-white pixels (≥ 250). @default 0.1 */
@@ -61,6 +64,7 @@ export const DEFAULT_THRESHOLDS: Readonly<Required<Omit<QualityThresholds, 'size
   minContrast: 25,
   minEntropy: 4.5,
   minSharpness: 10,
+  maxNoise: 8,
   maxBlackShare: 0.5,
   maxWhiteShare: 0.1,
   dupDistance: 4,
@@ -80,6 +84,7 @@ export interface QualityVerdict {
   contrast: number;
   entropy: number;
   sharpness: number;
+  noise: number;
   blackShare: number;
   whiteShare: number;
   blank: boolean;
@@ -172,6 +177,7 @@ export class QualityFilter {
     if (stats.contrast < t.minContrast) reasons.push('low_contrast');
     if (stats.entropy < t.minEntropy) reasons.push('low_entropy');
     if (stats.sharpness < t.minSharpness) reasons.push('blurry');
+    if (stats.noise > t.maxNoise) reasons.push('noisy');
     if (stats.blackShare > t.maxBlackShare) reasons.push('too_black');
     if (stats.whiteShare > t.maxWhiteShare) reasons.push('saturated');
     if (t.size !== undefined && (image.width !== t.size || image.height !== t.size)) reasons.push('wrong_size');
@@ -181,6 +187,7 @@ export class QualityFilter {
       contrast: round(stats.contrast, 2),
       entropy: round(stats.entropy, 3),
       sharpness: round(stats.sharpness, 2),
+      noise: round(stats.noise, 3),
       blackShare: round(stats.blackShare, 4),
       whiteShare: round(stats.whiteShare, 4),
       blank: stats.blank,

@@ -13,6 +13,7 @@ const SCORES = {
   contrast: { low: 0, high: 128 },
   entropy: { low: 0, high: 8 },
   sharpness: { low: 0, high: 100_000, log: true },
+  noise: { low: 0, high: 64 },
   blackShare: { low: 0, high: 1 },
   whiteShare: { low: 0, high: 1 },
   alignment: { low: -1, high: 1 },

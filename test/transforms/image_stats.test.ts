@@ -61,11 +61,23 @@ function naiveStats(image: GrayImage): ImageStats {
   const lMean = laplacians.reduce((a, b) => a + b, 0) / Math.max(1, laplacians.length);
   const sharpness = laplacians.reduce((a, v) => a + (v - lMean) ** 2, 0) / Math.max(1, laplacians.length);
   const dominant = Math.max(...counts.values());
+  // Immerkær's mask, applied directly.
+  const mask = [1, -2, 1, -2, 4, -2, 1, -2, 1];
+  let absolute = 0;
+  for (let y = 1; y < height - 1; y++) {
+    for (let x = 1; x < width - 1; x++) {
+      let sum = 0;
+      for (let k = 0; k < 9; k++) sum += mask[k]! * at(x + (k % 3) - 1, y + Math.floor(k / 3) - 1);
+      absolute += Math.abs(sum);
+    }
+  }
+  const noise = laplacians.length > 0 ? (Math.sqrt(Math.PI / 2) / (6 * laplacians.length)) * absolute : 0;
   return {
     mean,
     contrast,
     entropy,
     sharpness,
+    noise,
     blackShare: values.filter((v) => v <= 5).length / n,
     whiteShare: values.filter((v) => v >= 250).length / n,
     blank: contrast < 2 || dominant >= 0.99 * n,
@@ -73,7 +85,7 @@ function naiveStats(image: GrayImage): ImageStats {
 }
 
 function closeTo(t: Test, actual: ImageStats, expected: ImageStats, label: string): void {
-  for (const name of ['mean', 'contrast', 'entropy', 'sharpness', 'blackShare', 'whiteShare'] as const) {
+  for (const name of ['mean', 'contrast', 'entropy', 'sharpness', 'noise', 'blackShare', 'whiteShare'] as const) {
     t.ok(Math.abs(actual[name] - expected[name]) <= 1e-9 * Math.max(1, Math.abs(expected[name])), `${label}: ${name} ${actual[name]} ≈ ${expected[name]}`);
   }
   t.equal(actual.blank, expected.blank, `${label}: blank`);
@@ -177,4 +189,25 @@ t.test('imageStats takes a Buffer and refuses malformed images', async (t) => {
   t.throws(() => imageStats({ pixels: new Uint8Array(0), width: 0, height: 0 }), invalid, 'empty');
   t.throws(() => imageStats({ pixels: new Uint8Array(4), width: 1.5, height: 2 }), invalid, 'fractional width');
   t.throws(() => imageStats({ pixels: new Uint16Array(4) as unknown as Uint8Array, width: 2, height: 2 }), invalid, '16-bit');
+});
+
+t.test('imageStats estimates the noise standard deviation, whatever the structure and size', async (t) => {
+  let state = 99;
+  const uniform = () => ((state = (Math.imul(state, 1103515245) + 12345) >>> 0) / 2 ** 32);
+  // Approximately normal noise (sum of 12 uniforms) of σ 6 on a smooth ramp with an edge.
+  for (const size of [128, 512]) {
+    const pixels = new Uint8Array(size * size);
+    for (let y = 0; y < size; y++) {
+      for (let x = 0; x < size; x++) {
+        let gaussian = -6;
+        for (let k = 0; k < 12; k++) gaussian += uniform();
+        const base = 60 + (100 * x) / size + (x > size / 2 ? 40 : 0);
+        pixels[y * size + x] = Math.round(base + 6 * gaussian);
+      }
+    }
+    const { noise } = imageStats({ pixels, width: size, height: size });
+    t.ok(Math.abs(noise - 6) < 0.8, `σ 6 at ${size}: estimated ${noise.toFixed(2)}`);
+    const clean = pixels.map((_, i) => Math.round(60 + (100 * (i % size)) / size + (i % size > size / 2 ? 40 : 0)));
+    t.ok(imageStats({ pixels: clean, width: size, height: size }).noise < 0.6, 'a ramp with an edge has next to no noise');
+  }
 });

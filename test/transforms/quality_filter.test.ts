@@ -70,6 +70,9 @@ t.test('QualityFilter fails blank, saturated, dark, washed-out and blurred image
   t.same(sized.decide(sized.score(base), 'x', 'x').reasons, ['wrong_size']);
   const noisy = map(base, (v) => v + 40 * noise());
   t.ok(filter.score(noisy).sharpness > filter.score(base).sharpness * 5, 'noise raises sharpness');
+  const noisyVerdict = filter.decide(filter.score(noisy), 'noisy', 'noisy');
+  t.ok(noisyVerdict.reasons.includes('noisy'), `noisy: ${noisyVerdict.reasons.join(', ')} (noise ${noisyVerdict.noise})`);
+  t.ok(filter.score(base).noise < DEFAULT_THRESHOLDS.maxNoise / 2, 'the phantom is well under the noise limit');
 });
 
 t.test('QualityFilter finds near-duplicates of kept images, within a report and across reports', async (t) => {
