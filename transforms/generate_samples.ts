@@ -99,12 +99,13 @@ interface Batch {
  * empty prompt or an id that leaves no key is rejected (`no_prompt`, `missing_id`); an
  * image the backend could not make is rejected with its reason.
  *
- * The generator works on the next batch while finished ones are encoded (sharp, on the
- * thread pool) and handed to the consumer; once `lookahead` finished batches wait,
- * nothing more is read or generated until the consumer takes one: a slow consumer
- * slows generation, memory stays flat.
- * Seeds depend only on the run seed, key, variant and attempt, so the images are the
- * same whatever the batch size.
+ * The generator works on the next batch while the last one is checked (`qualityFilter`,
+ * regenerating failures) and earlier ones are encoded (sharp, on the thread pool) and
+ * handed to the consumer; once `lookahead` checked batches wait, nothing more is read or
+ * generated until the consumer takes one: a slow consumer slows generation, memory
+ * stays flat. Seeds depend only on the run seed, key, variant and attempt, and the
+ * checks decide image by image in input order, so the samples are the same whatever
+ * the batch size.
  *
  * @throws {MedsynError} `MEDSYN_ERR_INVALID_OPTION`; `MEDSYN_ERR_GENERATION_FAILED` under `onError: 'fail'`
  * @example
