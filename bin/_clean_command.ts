@@ -5,6 +5,7 @@
  */
 import { formatCleanSummary, runClean, type RunCleanOptions } from '../transforms/run_clean.js';
 import { ErrorCodes, MedsynError } from '../errors.js';
+import { PARTITION_FLAGS, partitionFromFlags } from './_partition_flags.js';
 import { choiceFlag, integerFlag, type Command } from './_cli.js';
 
 const FORMATS = ['auto', 'zip', 'dir', 'txt', 'csv', 'ndjson'] as const;
@@ -28,6 +29,7 @@ export const cleanCommand: Command = {
     'keep-text': { type: 'boolean', help: 'keep the raw report text in each record (field text)' },
     rejects: { type: 'string', arg: 'FILE', help: 'write rejects as NDJSON (id, source, reason, message) to FILE' },
     'on-error': { type: 'string', arg: 'POLICY', help: 'skip (default): reject bad records and go on; fail: stop at the first' },
+    ...PARTITION_FLAGS,
     limit: { type: 'string', arg: 'N', help: 'stop after N reports read' },
     workers: { type: 'string', arg: 'N', help: 'worker threads that inflate and clean (default: one per core; 0 cleans on the main thread)' },
     quiet: { type: 'boolean', short: 'q', help: 'no summary line on stderr' },
@@ -95,6 +97,8 @@ Examples:
     if (limit !== undefined) options.limit = limit;
     if (typeof values['rejects'] === 'string') options.rejects = values['rejects'];
 
+    const partition = partitionFromFlags(values, 'medsyn-clean', values['quiet'] === true);
+    if (partition) options.partition = partition;
     const summary = await runClean(positionals[0] ?? '-', process.stdout, options);
     if (values['quiet'] !== true) process.stderr.write(`medsyn-clean: ${formatCleanSummary(summary)}\n`);
     return 0;

@@ -7,6 +7,7 @@ import { BACKENDS } from '../models/create_generator.js';
 import { ErrorCodes, MedsynError } from '../errors.js';
 import { IMAGE_FORMATS } from '../transforms/encode_image.js';
 import { formatGenerateSummary, runGenerate, type GenerateSummary, type RunGenerateOptions } from '../transforms/run_generate.js';
+import { PARTITION_FLAGS, partitionFromFlags } from './_partition_flags.js';
 import { choiceFlag, integerFlag, progressLine, type Command } from './_cli.js';
 import { QUALITY_FLAGS, qualityThresholds } from './_quality_flags.js';
 import { formatQualitySummary } from '../transforms/quality_tally.js';
@@ -48,6 +49,7 @@ export const genCommand: Command = {
     ...QUALITY_FLAGS,
     rejects: { type: 'string', arg: 'FILE', help: 'write rejects as NDJSON (id, source, reason, message) to FILE' },
     'on-error': { type: 'string', arg: 'POLICY', help: 'a batch the backend fails on: skip (default) rejects its images and goes on; fail stops' },
+    ...PARTITION_FLAGS,
     limit: { type: 'string', arg: 'N', help: 'stop after N input records' },
     progress: { type: 'boolean', help: 'show samples, rejects and images/s on stderr as the run goes' },
     quiet: { type: 'boolean', short: 'q', help: 'no summary line on stderr' },
@@ -155,6 +157,8 @@ Examples:
       });
     }
 
+    const partition = partitionFromFlags(values, 'medsyn-gen', values['quiet'] === true);
+    if (partition) options.partition = partition;
     const summary = await runGenerate(positionals[0] ?? '-', process.stdout, options);
     if (values['progress'] === true && process.stderr.isTTY) process.stderr.write('\n');
     if (values['quiet'] !== true) {

@@ -10,6 +10,8 @@ export interface CleanWorkerData {
   tokenizer?: string;
   maxTokens?: number;
   dedupe: boolean;
+  /** Keep only the records of this partition (the others are not this run's). */
+  partition?: { index: number; count: number };
 }
 
 /** A batch to clean: records, or a zip batch to inflate and decode first. */

@@ -8,6 +8,7 @@ import { loadClipTokenizer } from '../models/clip_tokenizer.js';
 import { MedsynError } from '../errors.js';
 import { isReject } from '../records.js';
 import { decodeZipBatch } from '../streams/zip_reports.js';
+import { belongsTo } from '../streams/partition.js';
 import { createCleaner } from './clean_report.js';
 import { wordCountApproximation } from './fit_prompt.js';
 import { promptDigest } from './_clean_policy.js';
@@ -26,7 +27,9 @@ async function start(): Promise<void> {
   const clean = createCleaner({ ...data.clean, tokenCounter });
   port.on('message', (request: CleanBatchRequest) => {
     try {
-      const records = request.zip ? decodeZipBatch(request.zip) : request.items!;
+      const decoded = request.zip ? decodeZipBatch(request.zip) : request.items!;
+      const partition = data.partition;
+      const records = partition ? decoded.filter((record) => belongsTo(record, partition)) : decoded;
       const results: Array<string | Reject> = new Array(records.length);
       const digests: Array<string | undefined> | undefined = data.dedupe ? new Array(records.length) : undefined;
       const ids: Array<string | undefined> | undefined = data.dedupe ? new Array(records.length) : undefined;

@@ -24,6 +24,8 @@ export interface CleanInWorkersOptions extends Omit<CleanReportsOptions, 'tokenC
   tokenizer?: string;
   /** The prompt limit in tokens, BOS and EOS included. @default 77, or the tokenizer's */
   maxTokens?: number;
+  /** Keep only the records of this partition of the run. @default undefined (all) */
+  partition?: { index: number; count: number };
 }
 
 /**
@@ -66,6 +68,7 @@ export async function* cleanInWorkers(batches: AsyncIterable<ReportBatch>, optio
     dedupe: index !== undefined,
     ...(options.tokenizer !== undefined ? { tokenizer: options.tokenizer } : {}),
     ...(options.maxTokens !== undefined ? { maxTokens: options.maxTokens } : {}),
+    ...(options.partition !== undefined ? { partition: options.partition } : {}),
   };
   const pool = await startWorkers(workerCount, data);
   const iterator = batches[Symbol.asyncIterator]();

@@ -9,6 +9,7 @@ import { invalidOption } from '../errors.js';
 import { loadClipTokenizer, type TokenCounter } from '../models/clip_tokenizer.js';
 import { isReject, type Reject, type RejectReason } from '../records.js';
 import { readReportBatches, readReports, type ReadReportsOptions } from '../streams/read_reports.js';
+import { keepPartition } from '../streams/partition.js';
 import { writeLines } from '../streams/ndjson_writer.js';
 import { RejectsFile } from '../streams/rejects_file.js';
 import { cleanInWorkers } from './clean_in_workers.js';
@@ -33,6 +34,11 @@ export interface RunCleanOptions extends ReadReportsOptions, Omit<CleanReportsOp
   limit?: number;
   /** End `output` when done (false for stdout when more follows). @default true */
   endOutput?: boolean;
+  /**
+   * Keep only the records whose key hashes to this partition (see `partitionOf`); the
+   * others belong to other processes of the run and are not counted. @default undefined (all)
+   */
+  partition?: { index: number; count: number };
 }
 
 /** What a cleaning run did. */
@@ -86,7 +92,9 @@ export async function runClean(input: string, output: Writable, options: RunClea
       const tokenizer = await loadClipTokenizer(options.tokenizer);
       tokenCounter = options.maxTokens === undefined ? tokenizer : { ...tokenizer, maxTokens: options.maxTokens };
     }
-    for await (const item of cleanReports(readReports(input, options), { ...options, tokenCounter })) {
+    const read = readReports(input, options);
+    const records = options.partition ? keepPartition(read, options.partition) : read;
+    for await (const item of cleanReports(records, { ...options, tokenCounter })) {
       summary.read++;
       if (isReject(item)) await countReject(item);
       else {

@@ -13,6 +13,7 @@ import { isReject, type CleanReport, type Reject, type RejectReason } from '../r
 import { writeOutput } from '../streams/ndjson_writer.js';
 import { openCleanInput } from '../streams/open_clean_input.js';
 import { readReports, type ReadReportsOptions } from '../streams/read_reports.js';
+import { keepPartition } from '../streams/partition.js';
 import { RejectsFile } from '../streams/rejects_file.js';
 import type { Sample } from '../streams/sample.js';
 import { encodeSamples } from '../streams/tar_encoder.js';
@@ -62,6 +63,11 @@ export interface RunGenerateOptions
   mtime?: number;
   /** End `output` when done (false for stdout). @default true */
   endOutput?: boolean;
+  /**
+   * Keep only the reports whose key hashes to this partition (see `partitionOf`); the
+   * others belong to other processes of the run and are not counted. @default undefined (all)
+   */
+  partition?: { index: number; count: number };
   /** Called after every batch with the summary so far. @default undefined */
   onProgress?: (summary: GenerateSummary) => void;
 }
@@ -113,15 +119,20 @@ export async function runGenerate(input: string, output: Writable, options: RunG
   const checks = options.checks ?? {};
   const { format, ...rest } = options;
   const opened = await openCleanInput(input, { ...rest, format: format ?? 'auto' });
+  // Raw reports are cut to the partition before cleaning: the other partitions' reports cost nothing more.
+  const mine = <T extends { id?: string; source: string }>(items: AsyncIterable<T>): AsyncIterable<T> =>
+    options.partition ? keepPartition(items, options.partition) : items;
   const records: AsyncIterable<CleanReport | Reject> =
     opened.kind === 'clean'
-      ? opened.records
+      ? mine(opened.records)
       : cleanReports(
-          readReports(opened.input, {
-            ...rest,
-            ...(format !== undefined && format !== 'clean' ? { format } : {}),
-            ...(opened.stdin !== undefined ? { stdin: opened.stdin } : {}),
-          }),
+          mine(
+            readReports(opened.input, {
+              ...rest,
+              ...(format !== undefined && format !== 'clean' ? { format } : {}),
+              ...(opened.stdin !== undefined ? { stdin: opened.stdin } : {}),
+            }),
+          ),
           { ...rest, tokenCounter, onError: 'skip' },
         );
 

@@ -101,3 +101,24 @@ t.test('medsyn-gen checks quality by default, scores alignment with --align-mode
   const both = await sh(`${gen} --skip-quality --align-model ${clip} < /dev/null`);
   t.equal(both.code, 2);
 });
+
+t.test('four partitions as four parallel processes give exactly the samples of one run: none lost, none twice, the same bytes', async (t) => {
+  const whole = await sh(`${gen} ${JSON.stringify(reportsDir)} --size 48 --images-per-report 2 -q`);
+  t.equal(whole.code, 0, whole.stderr);
+  const parts = await Promise.all([0, 1, 2, 3].map((index) => sh(`${gen} ${JSON.stringify(reportsDir)} --size 48 --images-per-report 2 --partition ${index}/4`)));
+  const fromParts = new Map<string, ReturnType<typeof comparable>>();
+  for (const [index, part] of parts.entries()) {
+    t.equal(part.code, 0, part.stderr);
+    t.match(part.stderr, new RegExp(`medsyn-gen: partition ${index}/4 \\(from --partition\\)`));
+    for (const sample of await samplesIn(part.stdout)) {
+      t.notOk(fromParts.has(sample.key), `${sample.key} in one partition only`);
+      fromParts.set(sample.key, comparable(sample));
+    }
+  }
+  const fromWhole = (await samplesIn(whole.stdout)).map(comparable);
+  t.equal(fromParts.size, fromWhole.length);
+  t.same(fromWhole.map((sample) => fromParts.get(sample.key)), fromWhole, 'every sample identical but for its timing');
+  const slurm = await sh(`SLURM_ARRAY_TASK_ID=2 SLURM_ARRAY_TASK_COUNT=4 ${gen} ${JSON.stringify(reportsDir)} --size 48 --images-per-report 2 --skip-quality | tar t | wc -l`);
+  t.match(slurm.stderr, /partition 2\/4 \(from SLURM_ARRAY_TASK_ID\)/);
+  t.equal(Number(slurm.stdout.toString().trim()), 3 * [...fromParts.keys()].filter((key) => parts[2]!.stdout.includes(Buffer.from(`${key}.json`))).length);
+});

@@ -43,3 +43,16 @@ t.test('runClean keeps the rejects of a run that fails, and leaves no file when 
   t.notOk(existsSync(join(dir, 'none.ndjson')), 'the failing record is the error, not a reject: no file');
   t.same(readdirSync(dir).sort(), ['broken.csv', 'r.ndjson'], 'no temporary file left');
 });
+
+t.test('runClean keeps one partition, the same on worker threads as in one thread, and the partitions add up to the whole', async (t) => {
+  const whole = await run({});
+  let total = 0;
+  for (let index = 0; index < 3; index++) {
+    const inProcess = await run({ partition: { index, count: 3 } });
+    const onWorkers = await run({ partition: { index, count: 3 }, workers: 2 });
+    t.same(onWorkers.lines, inProcess.lines, `partition ${index}: workers and one thread agree`);
+    t.equal(onWorkers.summary.rejectedTotal, inProcess.summary.rejectedTotal);
+    total += inProcess.lines.length;
+  }
+  t.equal(total, whole.lines.length);
+});
