@@ -10,6 +10,7 @@ import { formatGenerateSummary, runGenerate, type GenerateSummary, type RunGener
 import { PARTITION_FLAGS, partitionFromFlags } from './_partition_flags.js';
 import { choiceFlag, integerFlag, progressLine, type Command } from './_cli.js';
 import { QUALITY_FLAGS, qualityThresholds } from './_quality_flags.js';
+import { catchInterrupts } from './_signals.js';
 import { formatQualitySummary } from '../transforms/quality_tally.js';
 
 const FORMATS = ['auto', 'clean', 'zip', 'dir', 'txt', 'csv', 'ndjson'] as const;
@@ -159,12 +160,23 @@ Examples:
 
     const partition = partitionFromFlags(values, 'medsyn-gen', values['quiet'] === true);
     if (partition) options.partition = partition;
-    const summary = await runGenerate(positionals[0] ?? '-', process.stdout, options);
+    const interrupts = catchInterrupts('medsyn-gen', 'reading no more reports, finishing the batches in flight');
+    options.signal = interrupts.signal;
+    let summary;
+    try {
+      summary = await runGenerate(positionals[0] ?? '-', process.stdout, options);
+    } catch (err) {
+      // After a signal, a reader that went away first (medsyn-shard stopping too) is expected.
+      if (interrupts.exitCode() !== undefined && (err as { code?: string }).code === 'EPIPE') return interrupts.exitCode();
+      throw err;
+    } finally {
+      interrupts.dispose();
+    }
     if (values['progress'] === true && process.stderr.isTTY) process.stderr.write('\n');
     if (values['quiet'] !== true) {
       process.stderr.write(`medsyn-gen: ${formatGenerateSummary(summary)}\n`);
       if (summary.quality) process.stderr.write(`medsyn-gen: ${formatQualitySummary(summary.quality)}\n`);
     }
-    return 0;
+    return interrupts.exitCode() ?? 0;
   },
 };

@@ -11,6 +11,7 @@ import type { SampleReject } from '../streams/sample.js';
 import { ShardWriter, type ShardSummary } from '../streams/shard_writer.js';
 import { decodeSamples } from '../streams/tar_decoder.js';
 import { choiceFlag, integerFlag, type Command } from './_cli.js';
+import { catchInterrupts } from './_signals.js';
 
 const ON_ERROR = ['skip', 'fail'] as const;
 
@@ -112,6 +113,9 @@ Examples:
 
     let writer: ShardWriter | undefined;
     const input = openStdin();
+    const interrupts = catchInterrupts('medsyn-shard', 'discarding the open shard, writing the manifest');
+    // Stop reading at once: the decoder then ends, and what is complete is kept.
+    interrupts.signal.addEventListener('abort', () => input.destroy());
     try {
       writer = await ShardWriter.open(outDir, {
         ...(maxCount === undefined ? {} : { maxCount }),
@@ -126,7 +130,26 @@ Examples:
           : {}),
       });
       const samples = decodeSamples(readAhead(input), { source: '-', onError, onReject: writer.reject });
-      for await (const sample of samples) await writer.write(sample);
+      try {
+        for await (const sample of samples) {
+          if (interrupts.signal.aborted) break;
+          await writer.write(sample);
+        }
+      } catch (err) {
+        // The stream cut short by the signal is not a broken tar.
+        if (!interrupts.signal.aborted) throw err;
+      }
+      if (interrupts.signal.aborted) {
+        const manifest = await writer.interrupt();
+        await rejectWrites;
+        await rejectsFile?.close();
+        if (!quiet) {
+          process.stderr.write(
+            `medsyn-shard: ${outDir}: interrupted; ${manifest?.totals.shards ?? 0} complete shards with ${manifest?.totals.samples ?? 0} samples kept (re-run the same command to resume)\n`,
+          );
+        }
+        return interrupts.exitCode();
+      }
       const summary = await writer.close();
       await rejectWrites;
       if (rejectError !== undefined) throw rejectError;
@@ -139,6 +162,7 @@ Examples:
       rejectsFile?.discard();
       throw err;
     } finally {
+      interrupts.dispose();
       // Let go of stdin even when the producer is still writing, so that a failed run exits now.
       input.destroy();
     }
@@ -188,6 +212,14 @@ async function* readAhead(stream: Readable): AsyncGenerator<Uint8Array> {
     failure = err;
     notify();
   });
+  // Destroyed before its end (a signal stops the reading): what was queued is still read, then it ends.
+  const cutShort = (): void => {
+    if (!ended && failure === undefined) failure = new Error('stdin was closed before its end');
+    notify();
+  };
+  stream.once('close', cutShort);
+  // Destroyed before this reader started: no event will come.
+  if (stream.destroyed) cutShort();
   try {
     for (;;) {
       const chunk = queue.shift();

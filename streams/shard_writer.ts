@@ -286,6 +286,32 @@ export class ShardWriter {
   }
 
   /**
+   * Stops the run early, as after a signal: deletes the open shard's temporary file and
+   * writes the manifest of the complete shards with `complete: false`, so a re-run of
+   * the same command resumes where this one stopped. Resolves to that manifest
+   * (`undefined` when the writer was no longer open).
+   *
+   * @throws {MedsynError} `MEDSYN_ERR_WRITE_FAILED` when the manifest cannot be written
+   */
+  async interrupt(): Promise<ShardManifest | undefined> {
+    if (this.#state !== 'open') return undefined;
+    const shard = this.#current;
+    this.#current = undefined;
+    if (shard) {
+      await this.#file.abandon();
+      await shard.handle.close().catch(() => undefined);
+      await rm(shard.temporary, { force: true }).catch(() => undefined);
+    }
+    await this.#completing;
+    this.#state = 'closed';
+    try {
+      return await this.#writeManifest(false);
+    } finally {
+      await this.#file.close();
+    }
+  }
+
+  /**
    * Stops the run: deletes the current shard's temporary file. Complete shards
    * stay, for the next run to resume from. Never throws.
    */

@@ -68,6 +68,12 @@ export interface RunGenerateOptions
    * others belong to other processes of the run and are not counted. @default undefined (all)
    */
   partition?: { index: number; count: number };
+  /**
+   * Stops reading input when aborted (a signal): the batches already read are finished
+   * and written, the tar stream is ended, and the summary says `interrupted`.
+   * @default undefined
+   */
+  signal?: AbortSignal;
   /** Called after every batch with the summary so far. @default undefined */
   onProgress?: (summary: GenerateSummary) => void;
 }
@@ -90,6 +96,8 @@ export interface GenerateSummary {
   model: string;
   /** What the quality checks found, when they ran. */
   quality?: QualitySummary;
+  /** True when `signal` stopped the reading before the input ended. */
+  interrupted?: boolean;
 }
 
 /**
@@ -164,6 +172,10 @@ export async function runGenerate(input: string, output: Writable, options: RunG
   async function* limited(): AsyncGenerator<CleanReport | Reject> {
     if (summary.read >= limit) return;
     for await (const record of records) {
+      if (options.signal?.aborted) {
+        summary.interrupted = true;
+        return;
+      }
       summary.read++;
       yield record;
       if (summary.read >= limit) return;
@@ -229,7 +241,7 @@ export function formatGenerateSummary(summary: GenerateSummary): string {
     .join(', ');
   const rate = summary.seconds > 0 ? summary.samples / summary.seconds : 0;
   return (
-    `${summary.samples} samples, ${summary.rejectedTotal} rejected${reasons ? ` (${reasons})` : ''} of ${summary.read} read ` +
+    `${summary.interrupted ? 'interrupted: ' : ''}${summary.samples} samples, ${summary.rejectedTotal} rejected${reasons ? ` (${reasons})` : ''} of ${summary.read} read ` +
     `in ${summary.seconds.toFixed(2)} s (${rate.toFixed(1)} images/s; ${summary.backend} ${summary.model})`
   );
 }
