@@ -63,6 +63,10 @@ export const ErrorCodes = {
   CHECKPOINT_MISMATCH: 'MEDSYN_ERR_CHECKPOINT_MISMATCH',
   /** A model folder whose files or whose inputs and outputs are not what medsyn expects (a missing input, a bad config). */
   BAD_MODEL: 'MEDSYN_ERR_BAD_MODEL',
+  /** A feature cache file that is not a medsyn cache of the encoder and vector size asked for. */
+  BAD_CACHE: 'MEDSYN_ERR_BAD_CACHE',
+  /** A training run folder that cannot be used: no config or checkpoint, or made with other settings. */
+  BAD_RUN: 'MEDSYN_ERR_BAD_RUN',
 } as const;
 
 /** One of the values of {@link ErrorCodes}. */

@@ -21,6 +21,7 @@ export { writeNdjson, writeLines, writeOutput, type WriteNdjsonOptions } from '.
 export { readCleanNdjson, isCleanReportJson, type CleanNdjsonOptions } from './streams/clean_ndjson.js';
 export { openCleanInput, type OpenCleanInputOptions, type OpenedInput } from './streams/open_clean_input.js';
 export { readStudyImages, type StudyImage, type StudyImagesOptions } from './streams/mimic_jpg_metadata.js';
+export { partitionOf, belongsTo, keepPartition, resolvePartition, type Partition, type ResolvePartitionOptions } from './streams/partition.js';
 export { RejectsFile, type RejectRecord } from './streams/rejects_file.js';
 export { detectFormat, REPORT_FORMATS, type ReportFormat } from './streams/detect_format.js';
 export { sanitizeKey, MAX_KEY_LENGTH, type Sample, type SampleReject, type SampleRejectReason } from './streams/sample.js';
@@ -96,3 +97,11 @@ export { openSession, sessionOptions, EXECUTION_DEVICES, type ExecutionDevice, t
 export { exportInference, type ExportInferenceOptions } from './train/export_inference.js';
 export { encodeSafetensors, decodeSafetensors, type NamedTensor, type SafetensorsContent } from './train/safetensors.js';
 export { saveCheckpoint, loadCheckpoint, encodeCheckpoint, decodeCheckpoint, CHECKPOINT_FORMAT, type Checkpoint, type CheckpointTensor } from './train/checkpoint.js';
+export { auroc, macroAuroc, matchRanks, retrievalMetrics, similarityMatrix, type MacroAuroc, type RetrievalMetrics, type RetrievalScores } from './train/retrieval_metrics.js';
+export { FeatureCache, inputDigest, sha256File, type FeatureCacheOptions } from './train/feature_cache.js';
+export { loadFrozenEncoders, decodeGrayImage, type FrozenEncoders, type FrozenEncodersOptions, type TowerFolders } from './train/frozen_encoders.js';
+export { buildHeads, contrastiveLoss, hostContrastiveLoss, exportHeads, HeadEmbedder, checkHeadShape, HEAD_KINDS, MAX_LOGIT_SCALE, type HeadShape, type Heads } from './train/contrastive_heads.js';
+export { trainContrastive, inHeldOutSplit, runCheckpoints, checkpointName, type ContrastiveTrainerOptions, type TrainLogEntry, type TrainSummary, type RunConfig } from './train/contrastive_trainer.js';
+export { evaluateRun, readRunConfig, DEFAULT_PROMPTS, type EvaluateRunOptions, type EvalMetrics, type ObservationMetrics, type PromptPair } from './train/evaluate_run.js';
+export { linearProbe, type LinearProbeOptions } from './train/linear_probe.js';
+export { readChexpertLabelCsv, studyKey } from './train/chexpert_label_csv.js';
