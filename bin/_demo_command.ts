@@ -13,6 +13,7 @@ import { writeShards } from '../streams/shard_writer.js';
 import { decodeSamples } from '../streams/tar_decoder.js';
 import { formatCleanSummary, runClean } from '../transforms/run_clean.js';
 import { formatGenerateSummary, runGenerate } from '../transforms/run_generate.js';
+import { formatQualitySummary } from '../transforms/quality_tally.js';
 import { ErrorCodes, MedsynError } from '../errors.js';
 import { integerFlag, type Command } from './_cli.js';
 
@@ -80,6 +81,7 @@ procedural chest radiograph drawn from each report's labels.
       `medsyn demo: clean -> generate (phantom) -> shard on the fixture reports in ${input}`,
       `  clean:    ${formatCleanSummary(summary)}`,
       `  generate: ${formatGenerateSummary(generated)}`,
+      ...(generated.quality ? [`  ${formatQualitySummary(generated.quality).split('\n')[0]!.replace(/^quality: /, 'quality:  ')}`] : []),
       `  shard:    ${sharded.shardsWritten} shard(s), ${sharded.samplesWritten} samples, ${(sharded.bytesWritten / 1e6).toFixed(1)} MB in ${shardsDir}`,
       `  wrote ${cleanPath}`,
       `  wrote ${rejectsPath}`,

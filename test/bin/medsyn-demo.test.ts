@@ -14,6 +14,7 @@ t.test('medsyn demo runs clean -> generate -> shard on the fixtures and says wha
   t.match(result.stdout, /clean: +23 cleaned, 3 rejected/);
   t.match(result.stdout, /generate: 23 samples, 0 rejected of 23 read .*phantom medsyn-phantom-1/);
   t.match(result.stdout, /shard: +1 shard\(s\), 23 samples/);
+  t.match(result.stdout, /quality: +23 passed, 0 failed of 23 checked/);
   t.match(result.stdout, /Pleural Effusion\s+\d+\s+\d+\s+\d+/);
   t.equal(readFileSync(join(dir, 'out/clean.ndjson'), 'utf8').trim().split('\n').length, 23);
   t.same(readdirSync(join(dir, 'out/shards')).sort(), ['manifest.json', 'shard-000000.tar', 'shard-000000_stats.json', 'sizes.json']);
