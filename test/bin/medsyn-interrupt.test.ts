@@ -87,7 +87,8 @@ t.test('SIGTERM: medsyn-shard keeps its complete shards, writes the manifest and
   gen.stdout.on('data', (chunk: Buffer) => chunks.push(chunk));
   let genErr = '';
   gen.stderr.on('data', (chunk: Buffer) => (genErr += chunk.toString()));
-  await new Promise((resolve) => setTimeout(resolve, 800));
+  // Stopped once it has written something: a slow machine may take a while to start.
+  for (let waited = 0; waited < 20_000 && chunks.length === 0; waited += 20) await new Promise((resolve) => setTimeout(resolve, 20));
   gen.kill('SIGTERM');
   const genCode = await new Promise<number | null>((resolve) => gen.on('close', resolve));
   t.equal(genCode, 143, genErr);
@@ -95,22 +96,22 @@ t.test('SIGTERM: medsyn-shard keeps its complete shards, writes the manifest and
   const samples = await samplesIn(Buffer.concat(chunks));
   t.ok(samples.length > 0 && samples.length < 400, `${samples.length} whole samples before the stop`);
 
-  // medsyn-shard alone, fed that stream slowly, then stopped.
+  // medsyn-shard alone, fed part of that stream, stopped once it has completed a shard.
   const out = join(dir, 'out');
-  const shard = spawn(process.execPath, [...bin('medsyn-shard').split(' ').slice(1).map((part) => JSON.parse(part) as string), out, '--max-count', '5'], { stdio: ['pipe', 'ignore', 'pipe'] });
+  const shard = spawn(process.execPath, [...bin('medsyn-shard').split(' ').slice(1).map((part) => JSON.parse(part) as string), out, '--max-count', '1'], { stdio: ['pipe', 'ignore', 'pipe'] });
   let shardErr = '';
   shard.stderr.on('data', (chunk: Buffer) => (shardErr += chunk.toString()));
   const tar = Buffer.concat(chunks);
   shard.stdin.on('error', () => undefined);
   shard.stdin.write(tar.subarray(0, Math.floor(tar.length / 2)));
-  await new Promise((resolve) => setTimeout(resolve, 800));
+  for (let waited = 0; waited < 20_000 && !existsSync(join(out, 'shard-000000.tar')); waited += 20) await new Promise((resolve) => setTimeout(resolve, 20));
   shard.kill('SIGTERM');
   const shardCode = await new Promise<number | null>((resolve) => shard.on('close', resolve));
   t.equal(shardCode, 143, shardErr);
   t.match(shardErr, /interrupted; \d+ complete shards with \d+ samples kept \(re-run the same command to resume\)/);
   const manifest = JSON.parse(readFileSync(join(out, 'manifest.json'), 'utf8'));
   t.match(manifest, { complete: false });
-  t.ok(manifest.totals.shards > 0);
+  t.ok(manifest.totals.shards > 0, `${manifest.totals.shards} complete shards kept`);
   t.same(readdirSync(out).filter((file) => file.endsWith('.tmp')), []);
 
   // Two signals: out at once, with the signal's code.
