@@ -19,9 +19,9 @@ export const QUALITY_FLAGS: FlagSpec = {
   'max-black': { type: 'string', arg: 'SHARE', help: `reject more than SHARE of pixels <= 5 (default ${d.maxBlackShare}): too_black` },
   'max-white': { type: 'string', arg: 'SHARE', help: `reject more than SHARE of pixels >= 250 (default ${d.maxWhiteShare}): saturated` },
   'dup-distance': { type: 'string', arg: 'BITS', help: `near-duplicate candidates: kept images within BITS of the 64-bit pHash; off to skip the search (default ${d.dupDistance})` },
-  'align-model': { type: 'string', arg: 'DIR', help: 'score image-caption alignment with a CLIP-style pair of ONNX encoders in DIR (transformers.js layout)' },
-  'min-alignment': { type: 'string', arg: 'COS', help: `with --align-model: reject a cosine similarity below COS (default ${d.minAlignment}): misaligned` },
   'dup-fine-distance': { type: 'string', arg: 'BITS', help: `...are duplicates when the 256-bit fine hashes are within BITS too (default ${d.dupFineDistance}): duplicate` },
+  'align-model': { type: 'string', arg: 'DIR', help: 'score image-caption alignment with a CLIP-style pair of ONNX encoders in DIR (transformers.js layout)' },
+  'min-alignment': { type: 'string', arg: 'COS', help: `with --align-model: reject a cosine similarity below COS, -1 … 1, negative as --min-alignment=-0.1 (default ${d.minAlignment}): misaligned` },
 };
 
 /** The thresholds the flags set (only those given). */
