@@ -67,6 +67,8 @@ export const ErrorCodes = {
   BAD_CACHE: 'MEDSYN_ERR_BAD_CACHE',
   /** A training run folder that cannot be used: no config or checkpoint, or made with other settings. */
   BAD_RUN: 'MEDSYN_ERR_BAD_RUN',
+  /** Partitions of a shard folder that cannot be merged into one dataset: unfinished, missing, or made with other options or versions. */
+  MERGE_CONFLICT: 'MEDSYN_ERR_MERGE_CONFLICT',
 } as const;
 
 /** One of the values of {@link ErrorCodes}. */

@@ -32,11 +32,19 @@ export { readShards, listShards, type ShardReaderOptions, type ShardReadSummary 
 export {
   readShardManifest,
   parseShardManifest,
+  partitionManifestName,
+  runSettings,
+  runDifferences,
   MANIFEST_FILE,
+  SIZES_FILE,
+  SHARD_LIST_FILE,
+  PARTITION_MANIFEST,
   type ShardManifest,
   type ShardRecord,
   type ShardRunOptions,
+  type ShardRunSettings,
 } from './streams/shard_manifest.js';
+export { mergeShards, type MergeShardsOptions, type MergeSummary } from './streams/shard_merge.js';
 export { expandBraces, type ExpandBracesOptions } from './streams/expand_braces.js';
 export { shuffleBuffer, type ShuffleBufferOptions } from './streams/shuffle_buffer.js';
 

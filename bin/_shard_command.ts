@@ -4,13 +4,16 @@
  * @module
  */
 import { createReadStream, fstatSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { ErrorCodes, MedsynError } from '../errors.js';
 import { RejectsFile } from '../streams/rejects_file.js';
+import { mergeShards, type MergeSummary } from '../streams/shard_merge.js';
 import type { SampleReject } from '../streams/sample.js';
 import { ShardWriter, type ShardSummary } from '../streams/shard_writer.js';
 import { decodeSamples } from '../streams/tar_decoder.js';
 import { choiceFlag, integerFlag, type Command } from './_cli.js';
+import { PARTITION_FLAGS, partitionFromFlags } from './_partition_flags.js';
 import { catchInterrupts } from './_signals.js';
 
 const ON_ERROR = ['skip', 'fail'] as const;
@@ -19,17 +22,29 @@ const ON_ERROR = ['skip', 'fail'] as const;
 export const shardCommand: Command = {
   name: 'shard',
   summary: 'Read a sample tar stream on stdin and write WebDataset shards, with stats and a manifest; re-run to resume.',
-  usage: ['medsyn-shard [options] OUTDIR < samples.tar', 'medsyn-gen ... | medsyn-shard [options] OUTDIR'],
+  usage: [
+    'medsyn-shard [options] OUTDIR < samples.tar',
+    'medsyn-gen ... | medsyn-shard [options] OUTDIR',
+    'medsyn-gen --partition I/N ... | medsyn-shard [options] OUTDIR --partition I/N',
+    'medsyn-shard --merge OUTDIR',
+  ],
   readsStdin: true,
   flags: {
     'max-count': { type: 'string', arg: 'N', help: 'close a shard at N samples (default 1000)' },
     'max-size': { type: 'string', arg: 'BYTES', help: 'close a shard before it would pass BYTES: 1GB, 500MB, 64MiB or a number (default 1GB)' },
     prefix: { type: 'string', arg: 'NAME', help: 'name shards NAME-NNNNNN.tar (default shard)' },
     mtime: { type: 'string', arg: 'SECONDS', help: 'modification time of every tar entry, seconds since 1970 (default 0: reproducible shards)' },
-    overwrite: { type: 'boolean', help: "delete an earlier run's shards, stats and manifest in OUTDIR and start afresh" },
+    overwrite: { type: 'boolean', help: "delete an earlier run's shards, stats and manifest in OUTDIR and start afresh (with --partition: only this partition's files and the merged ones)" },
     'on-error': { type: 'string', arg: 'POLICY', help: 'skip (default): reject bad samples (counted, reported) and go on; fail: stop at the first' },
     rejects: { type: 'string', arg: 'FILE', help: 'write rejected samples as NDJSON (id, source, offset, reason, message) to FILE' },
     quiet: { type: 'boolean', short: 'q', help: 'no summary line on stderr' },
+    partition: {
+      type: 'string',
+      arg: 'I/N',
+      help: 'write partition I of N into a folder shared with the other partitions: NAME-pIIII-NNNNNN.tar and manifest-pIIII.json (default: from JOB_COMPLETION_INDEX, SLURM_ARRAY_TASK_ID or AWS_BATCH_JOB_ARRAY_INDEX, else unpartitioned)',
+    },
+    partitions: PARTITION_FLAGS['partitions'],
+    merge: { type: 'boolean', help: "merge the finished partitions in OUTDIR into one dataset: write manifest.json, sizes.json and shards.txt, and print open_clip's --train-data value" },
   },
   details: `
 Input: an uncompressed tar on stdin in WebDataset layout, as medsyn-gen writes
@@ -70,6 +85,26 @@ without a medsyn manifest.json is refused; --overwrite starts afresh. A full
 disk or another write error stops the run with a message and leaves no half
 shard under a final name.
 
+Partitions: N processes (an array job on N machines) each run
+  medsyn-gen ... --partition I/N | medsyn-shard OUTDIR --partition I/N
+into the same OUTDIR (a shared file system). Partition I writes
+NAME-pIIII-000000.tar, ... (I in four digits), their _stats.json and its own
+manifest-pIIII.json, and no sizes.json or manifest.json; it never touches the
+other partitions' files, so they can write at the same time, and each resumes
+as above. Without --partition the index comes from the array job's variables
+(see medsyn-gen --help), so the same command line serves every task. Then
+  medsyn-shard --merge OUTDIR
+checks that all N partitions are there, finished ("complete": true) and made
+with the same --prefix, --max-count, --max-size, --mtime, --on-error, N and
+medsyn version, refusing and naming what differs otherwise; then writes
+  manifest.json   every shard in partition order, totals, rejects summed,
+                  "partitions": N (medsyn-train OUTDIR and readShards read it)
+  sizes.json      samples per shard, for open_clip
+  shards.txt      one shard name a line (medsyn-train OUTDIR/shards.txt)
+and prints open_clip's --train-data value on stdout, one brace pattern per
+partition joined by :: (OUTDIR/shard-p0000-{000000..000003}.tar::...).
+Merge again after re-running a partition.
+
 Exit status: 0 done, 1 failed (one line on stderr; --debug for a stack
 trace), 2 bad usage.
 
@@ -77,9 +112,12 @@ Examples:
   medsyn-clean reports.csv | medsyn-gen | medsyn-shard out/
   medsyn-shard out/ --max-count 5000 --max-size 500MB < samples.tar
   cat out/shard-*.tar | medsyn-shard out2/ --max-count 10000   (reshard)
+  medsyn-gen reports/ --partition 3/8 | medsyn-shard out/ --partition 3/8
+  python -m open_clip_train.main --train-data "$(medsyn-shard --merge out/ -q)" ...
   tar tvf out/shard-000000.tar | head
 `,
   async run(values, positionals) {
+    if (values['merge'] === true) return merge(values, positionals);
     if (positionals.length !== 1) {
       throw new MedsynError(
         ErrorCodes.USAGE,
@@ -96,6 +134,7 @@ Examples:
     const mtime = integerFlag(values, 'mtime', 0);
     const prefix = values['prefix'] as string | undefined;
     const quiet = values['quiet'] === true;
+    const partition = partitionFromFlags(values, 'medsyn-shard', quiet);
 
     const rejectsPath = values['rejects'] as string | undefined;
     const rejectsFile = rejectsPath === undefined ? undefined : new RejectsFile<SampleReject>(rejectsPath);
@@ -124,6 +163,7 @@ Examples:
         ...(prefix === undefined ? {} : { prefix }),
         overwrite: values['overwrite'] === true,
         onError,
+        ...(partition === undefined ? {} : { partition: { index: partition.index, count: partition.count } }),
         ...(onReject ? { onReject } : {}),
         ...(process.stderr.isTTY && !quiet
           ? { onShard: (shard) => process.stderr.write(`\rmedsyn-shard: ${shard.name} complete (${shard.count} samples)\u001b[K`) }
@@ -168,6 +208,34 @@ Examples:
     }
   },
 };
+
+/** `--merge OUTDIR`: the partitions made one dataset; open_clip's `--train-data` on stdout. */
+async function merge(values: Record<string, unknown>, positionals: string[]): Promise<number> {
+  if (positionals.length !== 1) {
+    throw new MedsynError(
+      ErrorCodes.USAGE,
+      positionals.length === 0 ? 'Missing OUTDIR: name the folder whose partitions to merge (see --help)' : `Too many arguments: ${positionals.join(' ')} (--merge takes one OUTDIR; see --help)`,
+    );
+  }
+  const writing = ['partition', 'partitions', 'max-count', 'max-size', 'prefix', 'mtime', 'overwrite', 'on-error', 'rejects'].filter((name) => values[name] !== undefined);
+  if (writing.length > 0) {
+    throw new MedsynError(ErrorCodes.USAGE, `--merge takes no ${writing.map((name) => `--${name}`).join(', ')}: it merges what the partitions wrote, with the options they recorded (see --help)`, {
+      option: writing[0],
+    });
+  }
+  const outDir = positionals[0];
+  const summary = await mergeShards(outDir);
+  const trainData = summary.patterns.map((pattern) => join(outDir, pattern)).join('::');
+  if (trainData !== '') process.stdout.write(`${trainData}\n`);
+  if (values['quiet'] !== true) process.stderr.write(`${formatMergeSummary(summary)}\n`);
+  return 0;
+}
+
+function formatMergeSummary(summary: MergeSummary): string {
+  const { manifest } = summary;
+  const rejected = Object.values(manifest.rejects).reduce((sum, count) => sum + (count ?? 0), 0);
+  return `medsyn-shard: ${summary.outDir}: merged ${manifest.partitions ?? 0} partitions: ${manifest.totals.shards} shards, ${manifest.totals.samples} samples, ${(manifest.totals.bytes / 1e6).toFixed(1)} MB, ${rejected} rejected; wrote manifest.json, sizes.json, shards.txt`;
+}
 
 /** Standard input; a file (`< samples.tar`) is read in 1 MiB reads rather than 64 KiB ones. */
 function openStdin(): Readable {
@@ -253,7 +321,9 @@ function formatSummary(summary: ShardSummary): string {
   ];
   if (summary.keysSanitized > 0) parts.push(`${summary.keysSanitized} keys sanitized`);
   const { shards, samples } = summary.manifest.totals;
-  return `medsyn-shard: ${summary.outDir}: ${parts.join(', ')}; ${shards} shard${shards === 1 ? '' : 's'}, ${samples} samples in total`;
+  const partition = summary.manifest.partition;
+  const where = partition === undefined ? summary.outDir : `${summary.outDir} (partition ${partition.index}/${partition.count})`;
+  return `medsyn-shard: ${where}: ${parts.join(', ')}; ${shards} shard${shards === 1 ? '' : 's'}, ${samples} samples in total`;
 }
 
 const UNITS: Record<string, number> = { '': 1, k: 1e3, m: 1e6, g: 1e9, t: 1e12, ki: 2 ** 10, mi: 2 ** 20, gi: 2 ** 30, ti: 2 ** 40 };

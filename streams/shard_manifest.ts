@@ -9,8 +9,29 @@ import { join } from 'node:path';
 import { ErrorCodes, MedsynError } from '../errors.js';
 import type { SampleRejectReason } from './sample.js';
 
-/** The file name of the manifest in a shard folder. */
+/** The file name of the manifest in a shard folder: a single run's, or a merged dataset's. */
 export const MANIFEST_FILE = 'manifest.json';
+
+/** The file name of `sizes.json`: samples per shard, as open_clip reads it. */
+export const SIZES_FILE = 'sizes.json';
+
+/** The file name of the shard list a merge writes: one shard name a line, relative to the folder. */
+export const SHARD_LIST_FILE = 'shards.txt';
+
+/** `manifest-pIIII.json`: the manifest of one partition of a partitioned run. */
+export const PARTITION_MANIFEST = /^manifest-p(?<index>\d{4,})\.json$/u;
+
+/**
+ * The manifest file name of partition `index` (four digits, more past 9999).
+ *
+ * @example
+ * ```ts
+ * partitionManifestName(3); // 'manifest-p0003.json'
+ * ```
+ */
+export function partitionManifestName(index: number): string {
+  return `manifest-p${String(index).padStart(4, '0')}.json`;
+}
 
 /**
  * One complete shard, as the manifest and its `<shard>_stats.json` describe it.
@@ -66,12 +87,16 @@ export interface ShardManifest {
   /** `false` while a run is going on or after it was killed; `true` once it ended. */
   complete: boolean;
   options: ShardRunOptions;
-  /** Every complete shard, in order. */
+  /** Set in the manifest of one partition of a partitioned run (`manifest-pIIII.json`). */
+  partition?: { index: number; count: number };
+  /** Set in a merged manifest: the number of partitions merged. */
+  partitions?: number;
+  /** Every complete shard, in order (in a merged manifest, partition by partition). */
   shards: ShardRecord[];
   totals: { shards: number; samples: number; bytes: number };
   /** Input samples rejected by the last run, by reason. */
   rejects: Partial<Record<SampleRejectReason, number>>;
-  /** What the last run did. */
+  /** What the last run did (in a merged manifest, summed over the last run of each partition). */
   lastRun: {
     shardsWritten: number;
     shardsKept: number;
@@ -133,4 +158,70 @@ export function parseShardManifest(text: string, path: string): ShardManifest {
     throw new MedsynError(ErrorCodes.READ_FAILED, `Cannot read ${path}: not a medsyn shard manifest (no "format": "medsyn-shards")`, { file: path });
   }
   return manifest as ShardManifest;
+}
+
+/**
+ * What a shard run was made with that every partition of one dataset must share.
+ *
+ * @example
+ * ```ts
+ * const differences = runDifferences(runSettings(manifestA), runSettings(manifestB));
+ * ```
+ */
+export interface ShardRunSettings {
+  prefix: string;
+  maxCount: number;
+  maxSize: number;
+  mtime: number;
+  onError: 'skip' | 'fail';
+  /** The number of partitions; 1 for an unpartitioned run. */
+  partitions: number;
+  /** The medsyn version. */
+  medsyn: string;
+}
+
+/**
+ * The settings a manifest records (see {@link ShardRunSettings}).
+ *
+ * @example
+ * ```ts
+ * runSettings(await readShardManifest('out')).maxCount;
+ * ```
+ */
+export function runSettings(manifest: ShardManifest): ShardRunSettings {
+  const options: Partial<ShardRunOptions> = manifest.options ?? {};
+  return {
+    prefix: String(options.prefix),
+    maxCount: Number(options.maxCount),
+    maxSize: Number(options.maxSize),
+    mtime: Number(options.mtime),
+    onError: options.onError === 'fail' ? 'fail' : 'skip',
+    partitions: manifest.partition?.count ?? manifest.partitions ?? 1,
+    medsyn: String(manifest.medsyn),
+  };
+}
+
+const SETTING_NAMES: Record<keyof ShardRunSettings, string> = {
+  prefix: '--prefix',
+  maxCount: '--max-count',
+  maxSize: '--max-size',
+  mtime: '--mtime',
+  onError: '--on-error',
+  partitions: 'the partition count N',
+  medsyn: 'the medsyn version',
+};
+
+/**
+ * The settings in which `theirs` differs from `ours`, one phrase each
+ * (`--max-count 10, not 20`); empty when they agree.
+ *
+ * @example
+ * ```ts
+ * runDifferences(ours, theirs); // ['--max-count 10, not 20']
+ * ```
+ */
+export function runDifferences(ours: ShardRunSettings, theirs: ShardRunSettings): string[] {
+  return (Object.keys(SETTING_NAMES) as (keyof ShardRunSettings)[])
+    .filter((name) => ours[name] !== theirs[name])
+    .map((name) => `${SETTING_NAMES[name]} ${String(theirs[name])}, not ${String(ours[name])}`);
 }

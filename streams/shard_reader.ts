@@ -5,8 +5,8 @@
  *
  * @module
  */
-import { open, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { open, readFile, stat } from 'node:fs/promises';
+import { dirname, isAbsolute, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { getGlobalDispatcher, interceptors, request, type Dispatcher } from 'undici';
 import { ErrorCodes, MedsynError, invalidOption } from '../errors.js';
@@ -66,30 +66,35 @@ export interface ShardReadSummary {
 const URL_PATTERN = /^https?:\/\//iu;
 
 /**
- * Resolves sources to the list of shards, in order: brace patterns expanded, a
- * folder replaced by the shards its `manifest.json` lists (local folders, and
- * http(s) URLs ending in `/`), `-` for stdin, anything else kept as a path or URL.
+ * Resolves sources to the list of shards, in order: several sources in one
+ * string joined by `::` (as open_clip's `--train-data` takes them) split, brace
+ * patterns expanded, a folder replaced by the shards its `manifest.json` lists
+ * (local folders, and http(s) URLs ending in `/`), a local `.txt` file replaced
+ * by the shards it lists one a line (relative to its folder; `shards.txt` of a
+ * merge), `-` for stdin, anything else kept as a path or URL.
  *
- * @throws {MedsynError} `MEDSYN_ERR_NOT_FOUND` for a folder without manifest;
- * `MEDSYN_ERR_READ_FAILED` for a manifest of a run that did not finish;
- * `MEDSYN_ERR_INVALID_OPTION` for a bad brace pattern or no sources
+ * @throws {MedsynError} `MEDSYN_ERR_NOT_FOUND` for a folder without manifest or
+ * a missing list file; `MEDSYN_ERR_READ_FAILED` for a manifest of a run that did
+ * not finish; `MEDSYN_ERR_INVALID_OPTION` for a bad brace pattern or no sources
  * @example
  * ```ts
  * await listShards('out/shard-{000000..000002}.tar'); // ['out/shard-000000.tar', ...]
  * await listShards('out/');                           // the shards of out/manifest.json
+ * await listShards('out/shards.txt');                 // the shards it lists, under out/
  * ```
  */
 export async function listShards(sources: string | readonly string[], options: Pick<ShardReaderOptions, 'dispatcher'> = {}): Promise<string[]> {
   const list = typeof sources === 'string' ? [sources] : [...sources];
   if (list.length === 0) invalidOption('sources', 'name at least one shard, folder, pattern or URL');
   const shards: string[] = [];
-  for (const source of list) {
+  // `::` inside [...] is an IPv6 address, not a separator.
+  for (const source of list.flatMap((joined) => joined.split(/::(?![^[]*\])/u).filter((part) => part !== ''))) {
     for (const expanded of expandBraces(source)) {
       if (expanded === '-') shards.push('-');
       else if (URL_PATTERN.test(expanded)) shards.push(...(expanded.endsWith('/') ? await remoteFolder(expanded, options.dispatcher) : [expanded]));
       else {
         const path = expanded.startsWith('file:') ? fileURLToPath(expanded) : expanded;
-        shards.push(...((await isFolder(path)) ? await localFolder(path) : [path]));
+        shards.push(...((await isFolder(path)) ? await localFolder(path) : path.endsWith('.txt') ? await shardListFile(path) : [path]));
       }
     }
   }
@@ -222,6 +227,26 @@ async function localFolder(dir: string): Promise<string[]> {
   const manifest = await readShardManifest(dir);
   checkComplete(manifest.complete, dir);
   return manifest.shards.map((shard) => join(dir, shard.name));
+}
+
+/** The shards a list file names, one a line (blank lines and `#` comments skipped), relative paths taken from its folder. */
+async function shardListFile(path: string): Promise<string[]> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new MedsynError(
+      code === 'ENOENT' ? ErrorCodes.NOT_FOUND : ErrorCodes.READ_FAILED,
+      `Cannot read shard list ${path}: ${code === 'ENOENT' ? 'no such file' : (err as Error).message}`,
+      { file: path, cause: err },
+    );
+  }
+  return text
+    .split(/\r?\n/u)
+    .map((line) => line.trim())
+    .filter((line) => line !== '' && !line.startsWith('#'))
+    .map((line) => (URL_PATTERN.test(line) || isAbsolute(line) ? line : join(dirname(path), line)));
 }
 
 function checkComplete(complete: boolean, folder: string): void {

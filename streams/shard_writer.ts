@@ -1,7 +1,9 @@
 /**
  * WebDataset shards on disk: `<prefix>-NNNNNN.tar` files closed at a sample count
  * or a size, each with a `_stats.json`, and `sizes.json` and `manifest.json` for
- * the folder; re-running the same command resumes.
+ * the folder; re-running the same command resumes. A partition of a partitioned
+ * run writes `<prefix>-pIIII-NNNNNN.tar` and `manifest-pIIII.json` into a folder
+ * it shares with the other partitions (see `mergeShards`).
  *
  * @module
  */
@@ -13,7 +15,19 @@ import { HashedFileWriter } from './_hashed_file_writer.js';
 import { hashFile, scanShard } from './_shard_scan.js';
 import { END_OF_ARCHIVE, encodeSampleEntries, resolveMtime, sampleProblem } from './_tar_format.js';
 import { MAX_KEY_LENGTH, sanitizeKey, type Sample, type SampleReject, type SampleRejectReason } from './sample.js';
-import { MANIFEST_FILE, parseShardManifest, type ShardManifest, type ShardRecord, type ShardRunOptions } from './shard_manifest.js';
+import {
+  MANIFEST_FILE,
+  PARTITION_MANIFEST,
+  SHARD_LIST_FILE,
+  SIZES_FILE,
+  parseShardManifest,
+  partitionManifestName,
+  runDifferences,
+  runSettings,
+  type ShardManifest,
+  type ShardRecord,
+  type ShardRunOptions,
+} from './shard_manifest.js';
 
 /** Options of {@link ShardWriter.open} and {@link writeShards}. */
 export interface ShardWriterOptions {
@@ -43,13 +57,22 @@ export interface ShardWriterOptions {
   onReject?: (reject: SampleReject) => void;
   /** Called after each shard is complete (renamed, stats written). @default undefined */
   onShard?: (shard: ShardRecord) => void;
+  /**
+   * Write partition `index` of `count` of a partitioned run: shards are
+   * `<prefix>-pIIII-NNNNNN.tar`, the manifest is `manifest-pIIII.json`, no
+   * `sizes.json` is written (`mergeShards` writes the dataset's), and the folder
+   * may hold the other partitions' files, which this writer never touches. With
+   * `overwrite`, only this partition's files and a merged manifest are deleted.
+   * @default undefined (an unpartitioned run)
+   */
+  partition?: { index: number; count: number };
 }
 
 /** What a run did; {@link ShardWriter.close} resolves to it. */
 export interface ShardSummary {
   /** The folder written. */
   outDir: string;
-  /** The manifest as written to `manifest.json`. */
+  /** The manifest as written to `manifest.json` (`manifest-pIIII.json` for a partition). */
   manifest: ShardManifest;
   /** Shards this run wrote. */
   shardsWritten: number;
@@ -83,8 +106,11 @@ interface OpenShard {
   lastKey: string;
 }
 
-const SIZES_FILE = 'sizes.json';
 const SHARD_FILE = /^(?<prefix>[A-Za-z0-9_][A-Za-z0-9_.-]*)-(?<index>\d{6,})(?<rest>\.tar|\.tar\.tmp|_stats\.json|_stats\.json\.tmp)$/u;
+/** A shard file of one partition: `<prefix>-pIIII-NNNNNN…`. */
+const PARTITION_SHARD_FILE = /^(?<prefix>[A-Za-z0-9_][A-Za-z0-9_.-]*)-p(?<partition>\d{4,})-(?<index>\d{6,})(?<rest>\.tar|\.tar\.tmp|_stats\.json|_stats\.json\.tmp)$/u;
+/** The files of the dataset as a whole, which a merge writes. */
+const DATASET_FILES = [MANIFEST_FILE, SIZES_FILE, SHARD_LIST_FILE];
 const PREFIX = /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/u;
 
 /**
@@ -119,6 +145,10 @@ export class ShardWriter {
   /** The folder written. */
   readonly outDir: string;
   readonly #options: ShardRunOptions;
+  readonly #partition: { index: number; count: number } | undefined;
+  /** Shard names are `<stem>-NNNNNN.tar`: the prefix, and `-pIIII` for a partition. */
+  readonly #stem: string;
+  readonly #manifestName: string;
   readonly #onReject: ((reject: SampleReject) => void) | undefined;
   readonly #onShard: ((shard: ShardRecord) => void) | undefined;
   readonly #shards: ShardRecord[];
@@ -141,9 +171,12 @@ export class ShardWriter {
   #keysSanitized = 0;
   #bytesWritten = 0;
 
-  private constructor(outDir: string, options: ShardRunOptions, hooks: ShardWriterOptions, kept: ShardRecord[], keptKeys: Set<string>) {
+  private constructor(outDir: string, options: ResolvedOptions, hooks: ShardWriterOptions, kept: ShardRecord[], keptKeys: Set<string>) {
     this.outDir = outDir;
-    this.#options = options;
+    this.#options = options.run;
+    this.#partition = options.partition;
+    this.#stem = options.stem;
+    this.#manifestName = options.manifestName;
     this.#onReject = hooks.onReject;
     this.#onShard = hooks.onShard;
     this.#shards = kept;
@@ -155,18 +188,22 @@ export class ShardWriter {
   /**
    * Opens `outDir` for a run (creating it): a new folder, or the folder of an
    * earlier run with the same prefix to resume, or any medsyn folder with
-   * `overwrite`.
+   * `overwrite`. With `partition`: a new folder, or one holding other
+   * partitions of a run with the same options (or a merge of them), or this
+   * partition's earlier run to resume.
    *
    * @throws {MedsynError} `MEDSYN_ERR_OUTPUT_CONFLICT` for a non-empty folder
-   * without a medsyn manifest, a manifest of another prefix, or a gap in the
-   * shard numbers; `MEDSYN_ERR_CORRUPT_TAR` for a complete shard that does not
-   * read; `MEDSYN_ERR_WRITE_FAILED` when the folder cannot be written;
+   * without a medsyn manifest, a manifest of another prefix, a gap in the
+   * shard numbers, a partitioned run in a folder of an unpartitioned one or the
+   * reverse, or other partitions made with other options;
+   * `MEDSYN_ERR_CORRUPT_TAR` for a complete shard that does not read;
+   * `MEDSYN_ERR_WRITE_FAILED` when the folder cannot be written;
    * `MEDSYN_ERR_INVALID_OPTION` for a bad option
    */
   static async open(outDir: string, options: ShardWriterOptions = {}): Promise<ShardWriter> {
     const resolved = resolveOptions(options);
     const entries = await prepareFolder(outDir, resolved, options.overwrite ?? false);
-    const { kept, keptKeys } = await keepCompleteShards(outDir, resolved.prefix, entries);
+    const { kept, keptKeys } = await keepCompleteShards(outDir, resolved.stem, entries);
     const writer = new ShardWriter(outDir, resolved, options, kept, keptKeys);
     try {
       // The manifest marks the folder as medsyn's before any shard exists, so a killed run can be resumed.
@@ -262,8 +299,11 @@ export class ShardWriter {
       if (this.#current) await this.#sealShard(this.#current);
       await this.#completing;
       if (this.#completeError !== undefined) throw this.#completeError;
-      const sizes = Object.fromEntries(this.#shards.map((shard) => [shard.name, shard.count]));
-      await writeFileAtomic(join(this.outDir, SIZES_FILE), `${JSON.stringify(sizes, null, 2)}\n`, false);
+      if (this.#partition === undefined) {
+        // A partition's sizes belong to the merged dataset's sizes.json.
+        const sizes = Object.fromEntries(this.#shards.map((shard) => [shard.name, shard.count]));
+        await writeFileAtomic(join(this.outDir, SIZES_FILE), `${JSON.stringify(sizes, null, 2)}\n`, false);
+      }
       const manifest = await this.#writeManifest(true);
       this.#state = 'closed';
       await this.#file.close();
@@ -351,7 +391,7 @@ export class ShardWriter {
   }
 
   async #startShard(): Promise<OpenShard> {
-    const name = shardName(this.#options.prefix, this.#nextIndex++);
+    const name = shardName(this.#stem, this.#nextIndex++);
     const temporary = join(this.outDir, `${name}.tmp`);
     let handle: FileHandle;
     try {
@@ -424,6 +464,7 @@ export class ShardWriter {
       medsyn: VERSION,
       complete,
       options: this.#options,
+      ...(this.#partition === undefined ? {} : { partition: this.#partition }),
       shards: this.#shards,
       totals: {
         shards: this.#shards.length,
@@ -439,7 +480,7 @@ export class ShardWriter {
         keysSanitized: this.#keysSanitized,
       },
     };
-    await writeFileAtomic(join(this.outDir, MANIFEST_FILE), `${JSON.stringify(manifest, null, 2)}\n`, true);
+    await writeFileAtomic(join(this.outDir, this.#manifestName), `${JSON.stringify(manifest, null, 2)}\n`, true);
     return manifest;
   }
 }
@@ -467,7 +508,15 @@ export async function writeShards(samples: AsyncIterable<Sample> | Iterable<Samp
   }
 }
 
-function resolveOptions(options: ShardWriterOptions): ShardRunOptions {
+interface ResolvedOptions {
+  /** What the manifest records. */
+  run: ShardRunOptions;
+  partition: { index: number; count: number } | undefined;
+  stem: string;
+  manifestName: string;
+}
+
+function resolveOptions(options: ShardWriterOptions): ResolvedOptions {
   const maxCount = options.maxCount ?? 1000;
   if (!Number.isSafeInteger(maxCount) || maxCount < 1) invalidOption('maxCount', `must be a whole number ≥ 1, got ${String(options.maxCount)}`);
   const maxSize = options.maxSize ?? 1_000_000_000;
@@ -478,25 +527,52 @@ function resolveOptions(options: ShardWriterOptions): ShardRunOptions {
   }
   const onError = options.onError ?? 'skip';
   if (onError !== 'skip' && onError !== 'fail') invalidOption('onError', `must be 'skip' or 'fail', got ${String(options.onError)}`);
-  return { prefix, maxCount, maxSize, mtime: resolveMtime(options.mtime), onError };
+  const partition = options.partition;
+  if (partition !== undefined) {
+    const { index, count } = partition ?? {};
+    if (!Number.isSafeInteger(count) || count < 1 || !Number.isSafeInteger(index) || index < 0 || index >= count) {
+      invalidOption('partition', `must be { index, count } with whole numbers 0 ≤ index < count, got ${JSON.stringify(partition)}`);
+    }
+  }
+  return {
+    run: { prefix, maxCount, maxSize, mtime: resolveMtime(options.mtime), onError },
+    partition: partition === undefined ? undefined : { index: partition.index, count: partition.count },
+    stem: partition === undefined ? prefix : partitionStem(prefix, partition.index),
+    manifestName: partition === undefined ? MANIFEST_FILE : partitionManifestName(partition.index),
+  };
 }
 
-/** `<prefix>-NNNNNN.tar`: six digits, more past 999999. */
-function shardName(prefix: string, index: number): string {
-  return `${prefix}-${String(index).padStart(6, '0')}.tar`;
+/** `<prefix>-pIIII`: four digits, more past 9999. */
+function partitionStem(prefix: string, index: number): string {
+  return `${prefix}-p${String(index).padStart(4, '0')}`;
+}
+
+/** `<stem>-NNNNNN.tar`: six digits, more past 999999. */
+function shardName(stem: string, index: number): string {
+  return `${stem}-${String(index).padStart(6, '0')}.tar`;
 }
 
 function statsName(shard: string): string {
   return `${shard.slice(0, -'.tar'.length)}_stats.json`;
 }
 
-/** Whether a file name is one medsyn writes into a shard folder (any prefix). */
+/** Whether a file name is one medsyn writes into a shard folder (any prefix, any partition). */
 function isOwnFile(name: string): boolean {
-  return name === MANIFEST_FILE || name === SIZES_FILE || name === `${MANIFEST_FILE}.tmp` || name === `${SIZES_FILE}.tmp` || SHARD_FILE.test(name);
+  const base = name.endsWith('.tmp') ? name.slice(0, -'.tmp'.length) : name;
+  return DATASET_FILES.includes(base) || PARTITION_MANIFEST.test(base) || SHARD_FILE.test(name);
+}
+
+/** Whether a file name belongs to partition `index`: its shards, their stats, its manifest. */
+function isPartitionFile(name: string, index: number): boolean {
+  const base = name.endsWith('.tmp') ? name.slice(0, -'.tmp'.length) : name;
+  const manifest = PARTITION_MANIFEST.exec(base)?.groups;
+  if (manifest) return Number(manifest['index']) === index;
+  const shard = PARTITION_SHARD_FILE.exec(name)?.groups;
+  return shard !== undefined && Number(shard['partition']) === index;
 }
 
 /** Creates the folder, checks it is one this run may write, clears what `overwrite` or a killed run left; resolves to the files left. */
-async function prepareFolder(outDir: string, options: ShardRunOptions, overwrite: boolean): Promise<string[]> {
+async function prepareFolder(outDir: string, options: ResolvedOptions, overwrite: boolean): Promise<string[]> {
   let entries: string[];
   try {
     await mkdir(outDir, { recursive: true });
@@ -513,9 +589,23 @@ async function prepareFolder(outDir: string, options: ShardRunOptions, overwrite
       throw writeFailure(outDir, err);
     }
   };
+  const readManifest = async (name: string): Promise<ShardManifest> => {
+    try {
+      return parseShardManifest(await readFile(join(outDir, name), 'utf8'), join(outDir, name));
+    } catch (err) {
+      throw conflict(`its ${name} is not a medsyn shard manifest: ${(err as Error).message} (use another folder, or --overwrite)`);
+    }
+  };
+  if (options.partition !== undefined) return preparePartition(outDir, options, options.partition.index, overwrite, entries, { conflict, remove, readManifest });
   if (overwrite) {
     await remove(entries.filter(isOwnFile));
     return entries.filter((name) => !isOwnFile(name));
+  }
+  const partitionManifests = entries.filter((name) => PARTITION_MANIFEST.test(name));
+  if (partitionManifests.length > 0) {
+    throw conflict(
+      `it holds a partitioned run (${partitionManifests.join(', ')}) (write into it with --partition I/N, merge it with --merge, or use another folder, or --overwrite)`,
+    );
   }
   if (!entries.includes(MANIFEST_FILE)) {
     // A run killed before its first manifest left at most temporary files.
@@ -528,13 +618,11 @@ async function prepareFolder(outDir: string, options: ShardRunOptions, overwrite
     await remove(leftovers);
     return [];
   }
-  let manifest: ShardManifest;
-  try {
-    manifest = parseShardManifest(await readFile(join(outDir, MANIFEST_FILE), 'utf8'), join(outDir, MANIFEST_FILE));
-  } catch (err) {
-    throw conflict(`its ${MANIFEST_FILE} is not a medsyn shard manifest: ${(err as Error).message} (use another folder, or --overwrite)`);
+  const manifest = await readManifest(MANIFEST_FILE);
+  if (manifest.partitions !== undefined) {
+    throw conflict(`it holds a merged dataset of ${manifest.partitions} partitions (write into it with --partition I/${manifest.partitions}, or use another folder, or --overwrite)`);
   }
-  if (manifest.options?.prefix !== options.prefix) {
+  if (manifest.options?.prefix !== options.run.prefix) {
     throw conflict(
       `it holds a run with prefix '${String(manifest.options?.prefix)}' (resume it with --prefix ${String(manifest.options?.prefix)}, use another folder, or --overwrite)`,
     );
@@ -544,21 +632,87 @@ async function prepareFolder(outDir: string, options: ShardRunOptions, overwrite
   return entries.filter((name) => !temporary.includes(name));
 }
 
-/** Finds the complete shards of `prefix`, checks them and their stats, and collects their keys. */
-async function keepCompleteShards(outDir: string, prefix: string, entries: string[]): Promise<{ kept: ShardRecord[]; keptKeys: Set<string> }> {
+interface FolderTools {
+  conflict: (detail: string) => MedsynError;
+  remove: (names: string[]) => Promise<void>;
+  readManifest: (name: string) => Promise<ShardManifest>;
+}
+
+/**
+ * The folder check of one partition. Other partitions may be writing into the
+ * folder at this very moment: only this partition's files are ever deleted, and
+ * their files (temporary ones included) are no conflict.
+ */
+async function preparePartition(
+  outDir: string,
+  options: ResolvedOptions,
+  index: number,
+  overwrite: boolean,
+  entries: string[],
+  { conflict, remove, readManifest }: FolderTools,
+): Promise<string[]> {
+  if (overwrite) {
+    // The merged files describe this partition's old shards too: they go with them.
+    const stale = entries.filter((name) => isPartitionFile(name, index) || DATASET_FILES.includes(name.replace(/\.tmp$/u, '')));
+    // So do the files of an unpartitioned run, which no partition owns.
+    const unpartitioned = entries.filter((name) => SHARD_FILE.test(name) && !PARTITION_SHARD_FILE.test(name));
+    await remove([...stale, ...unpartitioned]);
+    return entries.filter((name) => !stale.includes(name) && !unpartitioned.includes(name));
+  }
+  const own = partitionManifestName(index);
+  const manifests = entries.filter((name) => name === MANIFEST_FILE || PARTITION_MANIFEST.test(name));
+  if (manifests.length === 0 && entries.some((name) => !isOwnFile(name))) {
+    throw conflict(`it is not empty and holds no medsyn manifest (use an empty or new folder, or --overwrite to write there anyway)`);
+  }
+  const count = options.partition?.count ?? 1;
+  if (entries.includes(MANIFEST_FILE)) {
+    const merged = await readManifest(MANIFEST_FILE);
+    if (merged.partitions === undefined) {
+      throw conflict(`it holds an unpartitioned run with prefix '${String(merged.options?.prefix)}' (use another folder, or --overwrite)`);
+    }
+    if (merged.partitions !== count) {
+      throw conflict(`it holds a merged dataset of ${merged.partitions} partitions, not ${count} (use --partition I/${merged.partitions}, another folder, or --overwrite in every partition)`);
+    }
+  }
+  const ours = { ...options.run, partitions: count, medsyn: VERSION };
+  for (const name of manifests.filter((file) => file !== MANIFEST_FILE)) {
+    const manifest = await readManifest(name);
+    if (name === own) {
+      if (manifest.options?.prefix !== options.run.prefix) {
+        throw conflict(
+          `its ${own} is of a run with prefix '${String(manifest.options?.prefix)}' (resume it with --prefix ${String(manifest.options?.prefix)}, use another folder, or --overwrite)`,
+        );
+      }
+      continue;
+    }
+    // Checked now rather than at the merge, hours of work later.
+    const differences = runDifferences(ours, runSettings(manifest));
+    if (differences.length > 0) {
+      throw conflict(
+        `${name} was made with ${differences.join(', ')} (give every partition the same options and medsyn version, use another folder, or --overwrite in every partition)`,
+      );
+    }
+  }
+  const temporary = entries.filter((name) => name.endsWith('.tmp') && isPartitionFile(name, index));
+  await remove(temporary);
+  return entries.filter((name) => !temporary.includes(name));
+}
+
+/** Finds the complete shards named `<stem>-NNNNNN.tar`, checks them and their stats, and collects their keys. */
+async function keepCompleteShards(outDir: string, stem: string, entries: string[]): Promise<{ kept: ShardRecord[]; keptKeys: Set<string> }> {
   const indexes = entries
     .map((name) => SHARD_FILE.exec(name)?.groups)
-    .filter((groups) => groups !== undefined && groups['prefix'] === prefix && groups['rest'] === '.tar')
+    .filter((groups) => groups !== undefined && groups['prefix'] === stem && groups['rest'] === '.tar')
     .map((groups) => Number(groups!['index']))
     .sort((a, b) => a - b);
   const kept: ShardRecord[] = [];
   const keptKeys = new Set<string>();
   for (const [position, index] of indexes.entries()) {
-    const name = shardName(prefix, position);
+    const name = shardName(stem, position);
     if (index !== position) {
       throw new MedsynError(
         ErrorCodes.OUTPUT_CONFLICT,
-        `Cannot resume in ${outDir}: ${name} is missing but ${shardName(prefix, index)} exists (shards must be numbered from 0 without gaps; move the later ones away or use --overwrite)`,
+        `Cannot resume in ${outDir}: ${name} is missing but ${shardName(stem, index)} exists (shards must be numbered from 0 without gaps; move the later ones away or use --overwrite)`,
         { file: join(outDir, name) },
       );
     }

@@ -115,8 +115,11 @@ t.test('SIGTERM: medsyn-shard keeps its complete shards, writes the manifest and
   t.same(readdirSync(out).filter((file) => file.endsWith('.tmp')), []);
 
   // Two signals: out at once, with the signal's code.
-  const twice = spawn(process.execPath, [...bin('medsyn-gen').split(' ').slice(1).map((part) => JSON.parse(part) as string), input, '--size', '256', '-q'], { stdio: ['ignore', 'ignore', 'pipe'] });
-  await new Promise((resolve) => setTimeout(resolve, 600));
+  const twice = spawn(process.execPath, [...bin('medsyn-gen').split(' ').slice(1).map((part) => JSON.parse(part) as string), input, '--size', '256', '-q'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  // Once it writes, its handlers are in place (before that, a signal ends Node the default way).
+  let started = false;
+  twice.stdout.on('data', () => (started = true));
+  for (let waited = 0; waited < 20_000 && !started; waited += 20) await new Promise((resolve) => setTimeout(resolve, 20));
   twice.kill('SIGINT');
   await new Promise((resolve) => setTimeout(resolve, 50));
   twice.kill('SIGINT');

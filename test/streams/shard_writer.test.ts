@@ -9,6 +9,7 @@ import { decodeSamples } from '../../streams/tar_decoder.js';
 import { ShardWriter, writeShards } from '../../streams/shard_writer.js';
 import type { Sample, SampleReject } from '../../streams/sample.js';
 import type { ShardManifest } from '../../streams/shard_manifest.js';
+import { partitionOf } from '../../streams/partition.js';
 import { collect } from './_chunks.js';
 import { END, digestSamples, encodeToBuffer, makeSamples, pieces, pythonWebdatasetView, rawEntry } from './_tar_fixtures.js';
 
@@ -351,4 +352,106 @@ t.test('writeShards in a process with nothing else to do finishes instead of exi
   `;
   const output = execFileSync(process.execPath, [...process.execArgv, '--input-type=module', '-e', script], { encoding: 'utf8' });
   t.equal(output.trim(), 'written 2');
+});
+
+/** The samples of partition `index` of `count`, as `medsyn-gen --partition` keeps them. */
+const partitionSamples = (samples: Sample[], index: number, count: number): Sample[] => samples.filter((sample) => partitionOf(sample.key, count) === index);
+
+t.test('ShardWriter with partition writes <prefix>-pIIII-NNNNNN.tar and manifest-pIIII.json, no sizes.json or manifest.json, beside the other partitions', async (t) => {
+  const dir = t.testdir({});
+  const samples = makeSamples(40);
+  const summaries = await Promise.all([0, 1, 2].map((index) => writeShards(partitionSamples(samples, index, 3), dir, { maxCount: 5, partition: { index, count: 3 } })));
+  const files = readdirSync(dir).sort();
+  t.same(files.filter((name) => name.startsWith('manifest')), ['manifest-p0000.json', 'manifest-p0001.json', 'manifest-p0002.json']);
+  t.notOk(files.includes('sizes.json'), 'no sizes.json: it belongs to the merged dataset');
+  t.notOk(files.some((name) => name.endsWith('.tmp')), 'no temporary file');
+  for (const [index, summary] of summaries.entries()) {
+    const mine = partitionSamples(samples, index, 3);
+    const names = shardFiles(dir).filter((name) => name.startsWith(`shard-p000${index}-`));
+    t.same(names, Array.from({ length: Math.ceil(mine.length / 5) }, (_, shard) => `shard-p000${index}-${String(shard).padStart(6, '0')}.tar`));
+    for (const name of names) t.ok(files.includes(name.replace(/\.tar$/u, '_stats.json')), `${name} has its stats`);
+    const manifest = readJson(join(dir, `manifest-p000${index}.json`)) as ShardManifest;
+    t.match(manifest, { complete: true, partition: { index, count: 3 }, options: { prefix: 'shard', maxCount: 5 }, totals: { samples: mine.length } });
+    t.same(manifest.shards.map((shard) => shard.name), names);
+    t.same(summary.manifest, manifest);
+    const read: Sample[] = [];
+    for (const name of names) read.push(...(await collect(decodeSamples(pieces(readFileSync(join(dir, name)), 4096)))));
+    t.same(digestSamples(read), digestSamples(mine), `partition ${index}: its samples, in order`);
+  }
+});
+
+t.test('ShardWriter with partition resumes its own shards and never touches the other partitions\' files', async (t) => {
+  const samples = partitionSamples(makeSamples(60), 1, 2);
+  const root = t.testdir({});
+  const reference = join(root, 'reference');
+  await writeShards(samples, reference, { maxCount: 4, partition: { index: 1, count: 2 } });
+
+  const dir = join(root, 'shared');
+  const options = { maxCount: 4, partition: { index: 1, count: 2 } };
+  await t.rejects(
+    writeShards(
+      (function* () {
+        yield* samples.slice(0, 10);
+        throw new Error('killed');
+      })(),
+      dir,
+      options,
+    ),
+    /killed/u,
+  );
+  // What a SIGKILL leaves, and what partition 0, writing at the same time, has in the folder.
+  writeFileSync(join(dir, 'shard-p0001-000002.tar.tmp'), 'half');
+  writeFileSync(join(dir, 'manifest-p0001.json.tmp'), '{');
+  const others = { 'shard-p0000-000000.tar.tmp': 'being written', 'manifest-p0000.json.tmp': '{"being": "written"}' };
+  for (const [name, text] of Object.entries(others)) writeFileSync(join(dir, name), text);
+
+  const summary = await writeShards(samples, dir, options);
+  t.match(summary, { shardsKept: 2, samplesSkipped: 8, samplesWritten: samples.length - 8 });
+  for (const [name, text] of Object.entries(others)) t.equal(readFileSync(join(dir, name), 'utf8'), text, `${name} of partition 0 left alone`);
+  t.same(readdirSync(dir).filter((name) => !(name in others)).sort(), readdirSync(reference).sort(), 'its own files are those of an uninterrupted run');
+  for (const name of shardFiles(reference)) t.ok(readFileSync(join(dir, name)).equals(readFileSync(join(reference, name))), `${name} byte-identical`);
+  t.same((readJson(join(dir, 'manifest-p0001.json')) as ShardManifest).shards, (readJson(join(reference, 'manifest-p0001.json')) as ShardManifest).shards);
+});
+
+t.test('ShardWriter with partition refuses unpartitioned runs, partitions made with other options, and foreign folders', async (t) => {
+  const root = t.testdir({ foreign: { 'notes.txt': 'mine' } });
+  const samples = makeSamples(12);
+  const single = join(root, 'single');
+  await writeShards(samples, single);
+  await t.rejects(ShardWriter.open(single, { partition: { index: 0, count: 2 } }), { code: 'MEDSYN_ERR_OUTPUT_CONFLICT', message: /unpartitioned run with prefix 'shard'/u });
+
+  const shared = join(root, 'shared');
+  await writeShards(partitionSamples(samples, 0, 2), shared, { maxCount: 3, partition: { index: 0, count: 2 } });
+  await t.rejects(ShardWriter.open(shared), { code: 'MEDSYN_ERR_OUTPUT_CONFLICT', message: /partitioned run \(manifest-p0000\.json\).*--partition I\/N/u });
+  await t.rejects(ShardWriter.open(shared, { maxCount: 4, partition: { index: 1, count: 2 } }), {
+    code: 'MEDSYN_ERR_OUTPUT_CONFLICT',
+    message: /manifest-p0000\.json was made with --max-count 3, not 4/u,
+  });
+  await t.rejects(ShardWriter.open(shared, { maxCount: 3, partition: { index: 1, count: 3 } }), {
+    code: 'MEDSYN_ERR_OUTPUT_CONFLICT',
+    message: /the partition count N 2, not 3/u,
+  });
+  await t.rejects(ShardWriter.open(shared, { maxCount: 3, prefix: 'train', partition: { index: 0, count: 2 } }), {
+    code: 'MEDSYN_ERR_OUTPUT_CONFLICT',
+    message: /manifest-p0000\.json is of a run with prefix 'shard'/u,
+  });
+  t.notOk(readdirSync(shared).some((name) => name.startsWith('shard-p0001') || name === 'manifest-p0001.json'), 'nothing written by the refused runs');
+  await t.rejects(ShardWriter.open(join(root, 'foreign'), { partition: { index: 0, count: 2 } }), { code: 'MEDSYN_ERR_OUTPUT_CONFLICT', message: /holds no medsyn manifest/u });
+  for (const partition of [{ index: 2, count: 2 }, { index: -1, count: 2 }, { index: 0, count: 0 }, { index: 0.5, count: 2 }]) {
+    await t.rejects(ShardWriter.open(join(root, 'bad'), { partition }), { code: 'MEDSYN_ERR_INVALID_OPTION', option: 'partition' });
+  }
+});
+
+t.test('ShardWriter with partition and overwrite deletes only its own files and the merged ones', async (t) => {
+  const dir = t.testdir({});
+  const samples = makeSamples(20);
+  for (const index of [0, 1]) await writeShards(partitionSamples(samples, index, 2), dir, { maxCount: 3, partition: { index, count: 2 } });
+  writeFileSync(join(dir, 'manifest.json'), JSON.stringify({ format: 'medsyn-shards', partitions: 2, shards: [] }));
+  writeFileSync(join(dir, 'sizes.json'), '{}');
+  const before = readdirSync(dir).filter((name) => name.includes('p0000'));
+  const summary = await writeShards(partitionSamples(samples, 1, 2).slice(0, 2), dir, { maxCount: 5, overwrite: true, partition: { index: 1, count: 2 } });
+  t.match(summary, { shardsKept: 0, shardsWritten: 1, samplesWritten: 2 });
+  t.same(readdirSync(dir).filter((name) => name.includes('p0000')), before, "partition 0's files untouched");
+  t.same(readdirSync(dir).filter((name) => name.includes('p0001')).sort(), ['manifest-p0001.json', 'shard-p0001-000000.tar', 'shard-p0001-000000_stats.json']);
+  t.notOk(existsSync(join(dir, 'manifest.json')) || existsSync(join(dir, 'sizes.json')), 'the stale merged files are gone');
 });
