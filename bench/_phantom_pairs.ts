@@ -10,22 +10,12 @@ import type { CleanReport, Labels, Attributes } from '../records.js';
 import { writeShards } from '../streams/shard_writer.js';
 import { decodeSamples } from '../streams/tar_decoder.js';
 import { runGenerate } from '../transforms/run_generate.js';
+import { xorshift32 } from '../fixtures/_xorshift32.js';
 
-function random(seed: number): () => number {
-  let state = seed >>> 0 || 1;
-  return () => {
-    state ^= state << 13;
-    state >>>= 0;
-    state ^= state >>> 17;
-    state ^= state << 5;
-    state >>>= 0;
-    return state / 2 ** 32;
-  };
-}
 
 /** `count` cleaned reports with random effusion, cardiomegaly, pneumothorax, edema, consolidation and devices. */
 export function phantomReports(count: number, seed = 1): CleanReport[] {
-  const draw = random(seed);
+  const draw = xorshift32(seed);
   const pick = <T>(items: readonly T[]): T => items[Math.floor(draw() * items.length)]!;
   const sides = ['left', 'right', 'bilateral'] as const;
   const reports: CleanReport[] = [];

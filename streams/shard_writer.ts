@@ -335,14 +335,7 @@ export class ShardWriter {
    */
   async interrupt(): Promise<ShardManifest | undefined> {
     if (this.#state !== 'open') return undefined;
-    const shard = this.#current;
-    this.#current = undefined;
-    if (shard) {
-      await this.#file.abandon();
-      await shard.handle.close().catch(() => undefined);
-      await rm(shard.temporary, { force: true }).catch(() => undefined);
-    }
-    await this.#completing;
+    await this.#discardOpenShard();
     this.#state = 'closed';
     try {
       return await this.#writeManifest(false);
@@ -358,6 +351,12 @@ export class ShardWriter {
   async abort(): Promise<void> {
     if (this.#state !== 'open') return;
     this.#state = 'failed';
+    await this.#discardOpenShard();
+    await this.#file.close();
+  }
+
+  /** Deletes the open shard's temporary file (complete shards stay) and waits for the shard being completed. */
+  async #discardOpenShard(): Promise<void> {
     const shard = this.#current;
     this.#current = undefined;
     if (shard) {
@@ -366,7 +365,6 @@ export class ShardWriter {
       await rm(shard.temporary, { force: true }).catch(() => undefined);
     }
     await this.#completing;
-    await this.#file.close();
   }
 
   #checkOpen(): void {

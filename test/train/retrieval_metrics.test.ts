@@ -1,18 +1,7 @@
 import t from 'tap';
 import { auroc, macroAuroc, matchRanks, retrievalMetrics, similarityMatrix } from '../../train/retrieval_metrics.js';
+import { xorshift32 } from '../../fixtures/_xorshift32.js';
 
-/** xorshift32: a small deterministic source for the brute-force comparisons. */
-function randomSource(seed: number): () => number {
-  let state = seed >>> 0 || 1;
-  return () => {
-    state ^= state << 13;
-    state >>>= 0;
-    state ^= state >>> 17;
-    state ^= state << 5;
-    state >>>= 0;
-    return state / 2 ** 32;
-  };
-}
 
 /** Every positive–negative pair: 1 when the positive scores higher, ½ for a tie. */
 function bruteAuroc(scores: number[], labels: number[]): number {
@@ -44,7 +33,7 @@ t.test('auroc matches hand-computed values', async (t) => {
 });
 
 t.test('auroc equals the brute-force pair count on random data with many ties', async (t) => {
-  const random = randomSource(7);
+  const random = xorshift32(7);
   for (let trial = 0; trial < 50; trial++) {
     const n = 1 + Math.floor(random() * 60);
     const scores = Array.from({ length: n }, () => Math.floor(random() * 8) / 4);
@@ -87,7 +76,7 @@ t.test('retrievalMetrics matches a hand-computed 3 × 3 case both ways', async (
 });
 
 t.test('retrievalMetrics equals a brute-force sort on random matrices', async (t) => {
-  const random = randomSource(11);
+  const random = xorshift32(11);
   for (let trial = 0; trial < 20; trial++) {
     const n = 1 + Math.floor(random() * 40);
     const similarity = Array.from({ length: n * n }, () => Math.floor(random() * 10));
