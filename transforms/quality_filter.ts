@@ -6,7 +6,7 @@
  */
 import { invalidOption } from '../errors.js';
 import { DuplicateIndex } from './duplicate_index.js';
-import { imageStats, type GrayImage } from './image_stats.js';
+import { imageStats, type GrayImage, type ImageStats } from './image_stats.js';
 import { fineDistance, hashToHex, imageHashes } from './perceptual_hash.js';
 
 /** Why an image failed. Stable strings: scripts count them. */
@@ -79,15 +79,7 @@ export interface AlignmentScorer {
 }
 
 /** Every score of one image and the decision: what goes into the sample's JSON as `quality`. */
-export interface QualityVerdict {
-  mean: number;
-  contrast: number;
-  entropy: number;
-  sharpness: number;
-  noise: number;
-  blackShare: number;
-  whiteShare: number;
-  blank: boolean;
+export interface QualityVerdict extends ImageStats {
   width: number;
   height: number;
   /** The 64-bit DCT perceptual hash, 16 hex digits. */

@@ -120,7 +120,9 @@ export async function runFilter(input: AsyncIterable<Uint8Array>, output: Writab
         await reject({ ...place, reason: 'bad_image', message: error ?? 'no image' });
         continue;
       }
-      if (sample.parts.json !== undefined && parseJson(sample.parts.json) === undefined) {
+      // Parsed once: it names the sample's report and receives the verdict.
+      const json = parseJson(sample.parts.json);
+      if (sample.parts.json !== undefined && json === undefined) {
         // Its verdict could not be recorded without losing what the JSON holds.
         await reject({ ...place, reason: 'bad_json', message: `sample ${sample.key} has a .json part that is not a JSON object` });
         continue;
@@ -129,19 +131,20 @@ export async function runFilter(input: AsyncIterable<Uint8Array>, output: Writab
       const similarity = alignment ? (await alignment.score([image], [caption]))[0] : undefined;
       const scores = filter.score(image, similarity);
       if (depth !== undefined && depth !== 'uchar') scores.reasons.push('wrong_depth');
-      const verdict = filter.decide(scores, sample.key, reportKey(sample));
+      const report = reportKey(json, sample.key);
+      const verdict = filter.decide(scores, sample.key, report);
       tally.add(verdict);
       if (!verdict.passed) {
         await reject({ ...place, reason: 'quality_failed', reasons: verdict.reasons, quality: verdict, message: `Failed the quality checks: ${verdict.reasons.join(', ')}` });
         continue;
       }
-      filter.keep(scores, sample.key, reportKey(sample));
+      filter.keep(scores, sample.key, report);
       summary.kept++;
       if (options.onProgress) {
         summary.seconds = (performance.now() - started) / 1000;
         options.onProgress(summary);
       }
-      yield { key: sample.key, parts: { ...sample.parts, json: withQuality(sample.parts.json, sample.key, verdict) } };
+      yield { key: sample.key, parts: { ...sample.parts, json: withQuality(json, sample.key, verdict) } };
     }
   }
 
@@ -173,11 +176,9 @@ async function decode(sample: Sample): Promise<Decoded> {
   }
 }
 
-/** The report a sample belongs to: its JSON's `key` minus the variant, else the key. */
-function reportKey(sample: Sample): string {
-  const json = parseJson(sample.parts.json);
-  if (json && typeof json.id === 'string' && typeof json.variant === 'number') return json.id;
-  return sample.key;
+/** The report a sample belongs to: its JSON's `id` when it names a variant, else its key. */
+function reportKey(json: Record<string, unknown> | undefined, key: string): string {
+  return json && typeof json.id === 'string' && typeof json.variant === 'number' ? json.id : key;
 }
 
 function parseJson(bytes: Uint8Array | undefined): Record<string, unknown> | undefined {
@@ -191,10 +192,8 @@ function parseJson(bytes: Uint8Array | undefined): Record<string, unknown> | und
 }
 
 /** The sample's JSON with `quality` set; a sample without JSON gets one with its key. */
-function withQuality(bytes: Uint8Array | undefined, key: string, verdict: QualityVerdict): Uint8Array {
-  const json = parseJson(bytes) ?? { key };
-  json.quality = verdict;
-  return Buffer.from(JSON.stringify(json), 'utf8');
+function withQuality(json: Record<string, unknown> | undefined, key: string, verdict: QualityVerdict): Uint8Array {
+  return Buffer.from(JSON.stringify({ ...(json ?? { key }), quality: verdict }), 'utf8');
 }
 
 /**

@@ -40,3 +40,17 @@ export async function samplesIn(tar: Buffer): Promise<Sample[]> {
   for await (const sample of decodeSamples(Readable.from([tar]))) samples.push(sample);
   return samples;
 }
+
+/** What must not change between runs: every byte of every part, but the timing in the JSON. */
+export const comparable = (sample: Sample) => ({
+  key: sample.key,
+  parts: Object.fromEntries(
+    Object.entries(sample.parts)
+      .sort(([a], [b]) => (a < b ? -1 : 1))
+      .map(([extension, bytes]) =>
+        extension === 'json'
+          ? [extension, { ...JSON.parse(Buffer.from(bytes).toString()), generationMs: 0 }]
+          : [extension, Buffer.from(bytes).toString('base64')],
+      ),
+  ),
+});

@@ -3,7 +3,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ShardManifest } from '../../streams/shard_manifest.js';
 import type { Sample } from '../../streams/sample.js';
-import { bin, ROOT, samplesIn, sh } from './_pipes.js';
+import { ROOT, bin, comparable, samplesIn, sh } from './_pipes.js';
 
 const gen = bin('medsyn-gen');
 const shard = bin('medsyn-shard');
@@ -11,13 +11,6 @@ const clean = bin('medsyn-clean');
 const sectioned = join(ROOT, 'fixtures', 'official', 'mimic_cxr_sectioned.csv');
 const reportsDir = join(ROOT, 'fixtures', 'reports');
 
-/** What must not change between runs: everything but the timing. */
-const comparable = (sample: Sample) => ({
-  key: sample.key,
-  png: Buffer.from(sample.parts.png!).toString('base64'),
-  txt: Buffer.from(sample.parts.txt!).toString(),
-  json: { ...JSON.parse(Buffer.from(sample.parts.json!).toString()), generationMs: 0 },
-});
 
 t.test('cat reports.csv | medsyn-gen | medsyn-shard out/ works end to end through real processes', async (t) => {
   const out = t.testdir({});

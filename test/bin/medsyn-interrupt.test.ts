@@ -4,22 +4,15 @@ import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { syntheticReports } from '../../bench/_mimic_corpus.js';
 import type { Sample } from '../../streams/sample.js';
-import { bin, samplesIn, sh } from './_pipes.js';
+import { bin, comparable, samplesIn, sh } from './_pipes.js';
 
-/** Everything of a sample but its timing, which differs between runs. */
-const comparable = (sample: Sample) =>
-  JSON.stringify({
-    png: Buffer.from(sample.parts.png!).toString('base64'),
-    txt: Buffer.from(sample.parts.txt!).toString(),
-    json: { ...JSON.parse(Buffer.from(sample.parts.json!).toString()), generationMs: 0 },
-  });
 
 async function samplesOf(dir: string): Promise<Map<string, string>> {
   const samples = new Map<string, string>();
   for (const name of readdirSync(dir).filter((file) => /^shard-\d{6}\.tar$/.test(file)).sort()) {
     for (const sample of await samplesIn(readFileSync(join(dir, name)))) {
       if (samples.has(sample.key)) throw new Error(`${sample.key} twice`);
-      samples.set(sample.key, comparable(sample));
+      samples.set(sample.key, JSON.stringify(comparable(sample)));
     }
   }
   return samples;

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type { Sample } from '../../streams/sample.js';
 import type { ShardManifest } from '../../streams/shard_manifest.js';
 import { listShards, readShards } from '../../streams/shard_reader.js';
-import { bin, ROOT, samplesIn, sh } from './_pipes.js';
+import { ROOT, bin, comparable, samplesIn, sh } from './_pipes.js';
 
 const gen = bin('medsyn-gen');
 const shard = bin('medsyn-shard');
@@ -12,19 +12,6 @@ const reportsDir = JSON.stringify(join(ROOT, 'fixtures', 'reports'));
 const BIN = join(ROOT, 'dist', 'bin', 'medsyn-shard.js');
 const SOURCES = ['bin/_shard_command.ts', 'streams/shard_writer.ts', 'streams/shard_merge.ts', 'streams/shard_manifest.ts', 'streams/shard_reader.ts'];
 
-/** What must not change between runs: every byte of every part, but the timing in the JSON. */
-const comparable = (sample: Sample) => ({
-  key: sample.key,
-  parts: Object.fromEntries(
-    Object.entries(sample.parts)
-      .sort(([a], [b]) => (a < b ? -1 : 1))
-      .map(([extension, bytes]) =>
-        extension === 'json'
-          ? [extension, { ...JSON.parse(Buffer.from(bytes).toString()), generationMs: 0 }]
-          : [extension, Buffer.from(bytes).toString('base64')],
-      ),
-  ),
-});
 
 function registerTests(): void {
   t.test('medsyn-shard --help documents --partition and --merge', async (t) => {
