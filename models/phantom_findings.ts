@@ -105,26 +105,16 @@ export function phantomFindings(report: Pick<CleanReport, 'labels' | 'attributes
     };
   }
 
+  const patchy = (kind: 'consolidation' | 'opacity', stated: FindingAttributes | undefined, peak: number): PhantomOpacity => ({
+    kind,
+    sides: sidesOf(stated, /\bbilateral|bibasilar|both lungs\b/iu.test(caption)),
+    strength: peak,
+    radius: OPACITY_RADIUS[stated?.size ?? 'moderate'],
+  });
   const consolidation = Math.max(strength(labels.consolidation), strength(labels.pneumonia));
-  if (consolidation > 0) {
-    const stated = attributes.consolidation ?? attributes.lungOpacity;
-    findings.opacities.push({
-      kind: 'consolidation',
-      sides: sidesOf(stated, /\bbilateral|bibasilar|both lungs\b/iu.test(caption)),
-      strength: 0.34 * consolidation,
-      radius: OPACITY_RADIUS[stated?.size ?? 'moderate'],
-    });
-  }
+  if (consolidation > 0) findings.opacities.push(patchy('consolidation', attributes.consolidation ?? attributes.lungOpacity, 0.34 * consolidation));
   const opacity = strength(labels.lungOpacity);
-  if (opacity > 0 && consolidation === 0) {
-    const stated = attributes.lungOpacity;
-    findings.opacities.push({
-      kind: 'opacity',
-      sides: sidesOf(stated, /\bbilateral|bibasilar|both lungs\b/iu.test(caption)),
-      strength: 0.22 * opacity,
-      radius: OPACITY_RADIUS[stated?.size ?? 'moderate'],
-    });
-  }
+  if (opacity > 0 && consolidation === 0) findings.opacities.push(patchy('opacity', attributes.lungOpacity, 0.22 * opacity));
   const atelectasis = strength(labels.atelectasis);
   if (atelectasis > 0) {
     findings.opacities.push({
