@@ -72,6 +72,19 @@ function projection(graph: Graph, prefix: string, x: Value, shape: HeadShape): V
 }
 
 /**
+ * One head on `features` [batch, size]: the projection named `image_head` or
+ * `text_head` (the checkpoint's parameter names) and unit length.
+ *
+ * @example
+ * ```ts
+ * const imageEmbeds = headEmbedding(g, 'image', pooled, shape);
+ * ```
+ */
+export function headEmbedding(graph: Graph, which: 'image' | 'text', features: Value, shape: HeadShape): Value {
+  return nn.l2Normalize(projection(graph, `${which}_head`, features, shape));
+}
+
+/**
  * Adds both heads for a batch of `batch` to `graph`: inputs `image_features`
  * and `text_features` (float32), unit-length embeddings out. Parameters:
  * `image_head.*`, `text_head.*`, `logit_scale`.
@@ -87,8 +100,8 @@ export function buildHeads(graph: Graph, batch: number, shape: HeadShape): Heads
   checkHeadShape(shape);
   const imageFeatures = graph.input('image_features', 'float32', [batch, shape.imageSize]);
   const textFeatures = graph.input('text_features', 'float32', [batch, shape.textSize]);
-  const imageEmbeds = nn.l2Normalize(projection(graph, 'image_head', imageFeatures, shape));
-  const textEmbeds = nn.l2Normalize(projection(graph, 'text_head', textFeatures, shape));
+  const imageEmbeds = headEmbedding(graph, 'image', imageFeatures, shape);
+  const textEmbeds = headEmbedding(graph, 'text', textFeatures, shape);
   const logitScale = graph.parameter('logit_scale', [], { init: Math.log(1 / 0.07) });
   return { imageFeatures, textFeatures, imageEmbeds, textEmbeds, logitScale };
 }

@@ -10,7 +10,7 @@
  *
  * Run folder: `config.json` (the settings), `log.ndjson` (one JSON object per
  * step, evaluation and skipped sample), `ckpt-NNNNNN.safetensors`, and `model/`
- * (`image_head.onnx`, `text_head.onnx`, `encoder/` with the towers,
+ * (`image_embedder.onnx`, `text_embedder.onnx`, `image_head.onnx`, `text_head.onnx`, `encoder/` with the towers,
  * `model.json` saying how they chain).
  *
  * @module
@@ -22,6 +22,7 @@ import { ErrorCodes, MedsynError, invalidOption } from '../errors.js';
 import { readShards } from '../streams/shard_reader.js';
 import { VERSION } from '../version.js';
 import { pairOf, PairFeatures, type Pair, type PairSkipReason } from './_pair_features.js';
+import { writeEmbedders, type WrittenEmbedders } from './_embedders.js';
 import { adamw } from './adamw.js';
 import { buildHeads, contrastiveLoss, exportHeads, HeadEmbedder, hostContrastiveLoss, HEAD_KINDS, type HeadShape } from './contrastive_heads.js';
 import type { FloatArray } from './dtype.js';
@@ -75,6 +76,8 @@ export interface ContrastiveTrainerOptions extends SessionOptions {
   signal?: AbortSignal;
   /** Called with every log entry as it is written. @default none */
   onLog?: (entry: TrainLogEntry) => void;
+  /** Called once the plan is known, before the first step: for progress and ETA. @default none */
+  onStart?: (plan: { startStep: number; totalSteps: number; trainCount: number; valCount: number }) => void;
 }
 
 /** One line of `log.ndjson`. */
@@ -351,6 +354,7 @@ export async function trainContrastive(sources: string | readonly string[], run:
     };
 
     const startStep = step.step;
+    options.onStart?.({ startStep, totalSteps, trainCount, valCount: valPairs.length });
     let lastLoss = Number.NaN;
     let stopped = false;
     const imageBatch = new Float32Array(batchSize * shape.imageSize);
@@ -426,19 +430,33 @@ export async function trainContrastive(sources: string | readonly string[], run:
   }
 }
 
-/** Writes `run/model/`: the heads as ONNX, the towers beside them, and `model.json`. */
+/**
+ * Writes `run/model/`: `image_embedder.onnx` and `text_embedder.onnx` (tower,
+ * pooling and head in one file each), the heads alone as ONNX with the towers
+ * beside them (their preprocessing and tokenizer files, and what
+ * `medsyn-eval` falls back to), and `model.json`.
+ */
 function exportModel(runDir: string, encoders: FrozenEncoders, shape: HeadShape, parameters: ReadonlyMap<string, FloatArray>, steps: number): string {
   const modelDir = join(runDir, 'model');
   const staging = `${modelDir}.${process.pid}.tmp`;
   rmSync(staging, { recursive: true, force: true });
   mkdirSync(staging, { recursive: true });
-  const { image, text } = exportHeads(shape, parameters, { batch: 1, metadata: { medsyn_version: VERSION, medsyn_step: String(steps) } });
+  const metadata = { medsyn_version: VERSION, medsyn_step: String(steps) };
+  const { image, text } = exportHeads(shape, parameters, { batch: 1, metadata });
   writeFileSync(join(staging, 'image_head.onnx'), image);
   writeFileSync(join(staging, 'text_head.onnx'), text);
   const pair = encoders.folders.image === encoders.folders.text;
   const towers = pair ? { image: 'encoder', text: 'encoder' } : { image: 'image_encoder', text: 'text_encoder' };
   cpSync(encoders.folders.image, join(staging, towers.image), { recursive: true });
   if (!pair) cpSync(encoders.folders.text, join(staging, towers.text), { recursive: true });
+  // The same heads joined with their towers: one file per embedder, for use without medsyn.
+  let embedders: WrittenEmbedders | { skipped: string };
+  try {
+    embedders = writeEmbedders(staging, { imageModel: encoders.imageModel, textModel: encoders.textModel, clip: pair }, shape, parameters, metadata);
+  } catch (err) {
+    if (!(err instanceof MedsynError) || err.code !== ErrorCodes.BAD_MODEL) throw err;
+    embedders = { skipped: err.message };
+  }
   const description = {
     format: 'medsyn-dual-encoder/1',
     description: pair
@@ -449,6 +467,7 @@ function exportModel(runDir: string, encoders: FrozenEncoders, shape: HeadShape,
         'then image_head.onnx (image_features -> unit-length image_embeds). Text: tokenise with text_encoder/ (tokenizer.json, padded to its context length), ' +
         'run onnx/model.onnx, take the mean of last_hidden_state over attention_mask, then text_head.onnx (text_features -> unit-length text_embeds). ' +
         'Similarity: dot product of the two, times logitScale.',
+    embedders,
     towers,
     heads: shape,
     batch: 1,

@@ -68,6 +68,8 @@ export interface ToyModel {
   outputs: { name: string; type: 'float32' | 'int64'; dims: Dim[] }[];
   nodes: ToyNode[];
   initializers?: ToyTensor[];
+  /** The default-domain opset. @default 18 */
+  opset?: number;
 }
 
 function valueInfo(name: string, type: 'float32' | 'int64', dims: Dim[]): Message {
@@ -85,7 +87,7 @@ function tensor(t: ToyTensor): Message {
   return message.bytes(9, raw);
 }
 
-/** The bytes of an opset-18 ONNX model. */
+/** The bytes of an ONNX model (opset 18 unless `model.opset` says). */
 export function toyOnnx(model: ToyModel): Uint8Array {
   const graph = new Message();
   model.nodes.forEach((node, index) => {
@@ -104,7 +106,7 @@ export function toyOnnx(model: ToyModel): Uint8Array {
     .int(1, 8)
     .string(2, 'medsyn-test')
     .message(7, graph)
-    .message(8, new Message().string(1, '').int(2, 18))
+    .message(8, new Message().string(1, '').int(2, model.opset ?? 18))
     .encode();
 }
 

@@ -1,6 +1,7 @@
 import t from 'tap';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { checkEmbedders } from './_embedder_check.js';
 import { makePhantomShards } from './_phantom_shards.js';
 import { loadCheckpoint } from '../../train/checkpoint.js';
 import { HeadEmbedder } from '../../train/contrastive_heads.js';
@@ -66,8 +67,20 @@ t.test('trainContrastive learns the phantom findings: held-out retrieval far abo
   t.ok(last.logitScale <= 100);
   const files = readdirSync(run).sort();
   t.ok(files.includes('config.json') && files.includes('log.ndjson') && files.includes('model'), files.join(' '));
-  t.same(readdirSync(join(run, 'model')).sort(), ['encoder', 'image_head.onnx', 'model.json', 'text_head.onnx']);
+  t.same(readdirSync(join(run, 'model')).sort(), ['encoder', 'image_embedder.onnx', 'image_head.onnx', 'model.json', 'text_embedder.onnx', 'text_head.onnx']);
   t.ok(files.includes(`ckpt-${String(summary.steps).padStart(6, '0')}.safetensors`));
+
+  t.test('the single-file embedders (tower + head) reproduce the in-process embeddings', async (t) => {
+    for await (const sample of readShards(shards)) {
+      const { decodeGrayImage } = await import('../../train/frozen_encoders.js');
+      const check = await checkEmbedders(run, summary.checkpoint!, encoders, await decodeGrayImage(sample.parts['png']!, sample.key), 'Large left pleural effusion. Cardiomegaly.');
+      t.ok(check.image < 1e-5 && check.text < 1e-5, `largest differences: image ${check.image}, text ${check.text}`);
+      t.ok(Math.abs(check.norms[0] - 1) < 1e-5 && Math.abs(check.norms[1] - 1) < 1e-5, 'unit length');
+      break;
+    }
+    const description = JSON.parse(readFileSync(join(run, 'model', 'model.json'), 'utf8'));
+    t.same(description.embedders.image, { output: 'image_embeds', pooling: 'as-is', file: 'image_embedder.onnx' });
+  });
 
   t.test('the exported heads reproduce the in-process embeddings, also chained after the copied towers', async (t) => {
     const parameters = new Map([...(await loadCheckpoint(summary.checkpoint!)).parameters].map(([name, tensor]) => [name, tensor.data]));

@@ -1,7 +1,10 @@
 import t from 'tap';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { checkEmbedders } from './_embedder_check.js';
 import { makePhantomShards } from './_phantom_shards.js';
+import { readShards } from '../../streams/shard_reader.js';
+import { decodeGrayImage, loadFrozenEncoders } from '../../train/frozen_encoders.js';
 import { trainContrastive } from '../../train/contrastive_trainer.js';
 import { evaluateRun } from '../../train/evaluate_run.js';
 
@@ -17,7 +20,21 @@ t.test('trainContrastive learns the phantom findings on the random-weight ViT an
   const chance = 1 / e.valCount;
   t.ok(e.imageToText.r1 >= 3 * chance && e.textToImage.r1 >= 3 * chance, `held-out R@1 ${e.imageToText.r1.toFixed(3)} / ${e.textToImage.r1.toFixed(3)}, chance ${chance.toFixed(3)}`);
   t.ok(e.imageToText.r5 >= 3 * 5 * chance && e.textToImage.r5 >= 3 * 5 * chance, `held-out R@5 ${e.imageToText.r5.toFixed(3)} / ${e.textToImage.r5.toFixed(3)}, chance ${(5 * chance).toFixed(3)}`);
-  t.same(readdirSync(join(run, 'model')).sort(), ['image_encoder', 'image_head.onnx', 'model.json', 'text_encoder', 'text_head.onnx'], 'both towers copied beside the heads');
+  t.same(
+    readdirSync(join(run, 'model')).sort(),
+    ['image_embedder.onnx', 'image_encoder', 'image_head.onnx', 'model.json', 'text_embedder.onnx', 'text_encoder', 'text_head.onnx'],
+    'the joined embedders, and both towers copied beside the heads',
+  );
+  const encoders = await loadFrozenEncoders(towers, { intraOpThreads: 1 });
+  try {
+    for await (const sample of readShards(join(dir, 'shards'))) {
+      const check = await checkEmbedders(run, summary.checkpoint!, encoders, await decodeGrayImage(sample.parts['png']!, sample.key), 'Small right pleural effusion.');
+      t.ok(check.image < 1e-5 && check.text < 1e-5, `the joined embedders (pooler_output; masked mean) reproduce the in-process embeddings: largest differences ${check.image}, ${check.text}`);
+      break;
+    }
+  } finally {
+    await encoders.release();
+  }
 
   const metrics = await evaluateRun(run, join(dir, 'shards'), { split: 'val', intraOpThreads: 1 });
   const effusion = metrics.observations['pleuralEffusion']!;
