@@ -69,6 +69,10 @@ export const ErrorCodes = {
   BAD_RUN: 'MEDSYN_ERR_BAD_RUN',
   /** Partitions of a shard folder that cannot be merged into one dataset: unfinished, missing, or made with other options or versions. */
   MERGE_CONFLICT: 'MEDSYN_ERR_MERGE_CONFLICT',
+  /** An inference server that cannot be reached, or that is not ready or has no such model, when a backend starts. */
+  SERVER_UNAVAILABLE: 'MEDSYN_ERR_SERVER_UNAVAILABLE',
+  /** An inference server's answer that does not follow its protocol: not JSON, a missing field, a tensor of the wrong size. */
+  BAD_RESPONSE: 'MEDSYN_ERR_BAD_RESPONSE',
 } as const;
 
 /** One of the values of {@link ErrorCodes}. */
