@@ -64,6 +64,13 @@ export interface Generator {
    * @default true
    */
   readonly usesSeed?: boolean;
+  /**
+   * How many `generate` calls the pipeline may have in flight at once: more than 1 for
+   * backends that pipeline batches themselves (a model's text encoder, UNet and decoder
+   * working on consecutive batches; requests to a server). Results are still taken in order.
+   * @default 1
+   */
+  readonly concurrentBatches?: number;
   generate(requests: readonly GenerationRequest[]): Promise<Array<GeneratedImage | GenerationMiss>>;
   /** Frees threads, sessions and connections. */
   close(): Promise<void>;

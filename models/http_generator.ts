@@ -239,6 +239,8 @@ export async function createHttpGenerator(options: HttpGeneratorOptions): Promis
 
   return {
     backend: 'http',
+    // The next batch's requests go out while the last ones of this batch finish; the pool caps what is in flight.
+    concurrentBatches: 2,
     model: pinnedVersion !== undefined ? `${modelName}@${pinnedVersion}` : modelName,
     async generate(requests) {
       if (requests.length === 0) return [];

@@ -52,11 +52,11 @@ export interface OnnxNode {
   domain?: string;
 }
 
-/** A graph input or output: name, element type and static shape. */
+/** A graph input or output: name, element type and shape (a string is a symbolic dimension, `dim_param`). */
 export interface OnnxValueInfo {
   name: string;
   dataType: number;
-  dims: readonly number[];
+  dims: readonly (number | string)[];
 }
 
 /** A whole model. */
@@ -129,7 +129,10 @@ function nodeProto(node: OnnxNode): ProtoWriter {
 
 function valueInfoProto(info: OnnxValueInfo): ProtoWriter {
   const shape = new ProtoWriter();
-  for (const dim of info.dims) shape.message(1, new ProtoWriter().varint(1, dim)); // TensorShapeProto.dim { dim_value }
+  for (const dim of info.dims) {
+    // TensorShapeProto.dim { dim_value } or { dim_param }
+    shape.message(1, typeof dim === 'string' ? new ProtoWriter().string(2, dim) : new ProtoWriter().varint(1, dim));
+  }
   const tensorType = new ProtoWriter().varint(1, info.dataType).message(2, shape); // TypeProto.Tensor { elem_type, shape }
   const type = new ProtoWriter().message(1, tensorType); // TypeProto { tensor_type }
   return new ProtoWriter().string(1, info.name).message(2, type); // ValueInfoProto { name, type }

@@ -293,24 +293,40 @@ export async function* generateSamples(
   let stopped = false;
   let wakeConsumer: (() => void) | undefined;
   let wakeProducer: (() => void) | undefined;
+  // Backends that pipeline internally (a model's stages, a server's requests) take up to
+  // `concurrentBatches` generate calls at once; results are still taken in input order.
+  const depth = Math.max(1, Math.floor(generator.concurrentBatches ?? 1));
   const producer = (async () => {
+    const inFlight: Array<{ batch: Batch; done: Promise<void> }> = [];
+    let inputDone = false;
+    const fill = async (): Promise<void> => {
+      while (!inputDone && !stopped && inFlight.length < depth) {
+        const batch = await gather();
+        if (!batch) {
+          inputDone = true;
+          break;
+        }
+        const done = generate(batch);
+        // An early stop or a failure below still lets this generation finish before the input is closed.
+        done.catch(() => undefined);
+        inFlight.push({ batch, done });
+      }
+    };
     try {
-      let current = await gather();
-      let generating = current ? generate(current) : undefined;
-      while (current && !stopped) {
-        await generating;
+      await fill();
+      while (inFlight.length > 0 && !stopped) {
+        const { batch: current, done } = inFlight[0]!;
+        await done;
         while (ready.length >= lookahead && !stopped) await new Promise<void>((resolve) => (wakeProducer = resolve));
         if (stopped) break;
-        const next = await gather();
-        generating = next ? generate(next) : undefined;
-        // An early stop or a failure below still lets this generation finish before the input is closed.
-        generating?.catch(() => undefined);
+        inFlight.shift();
+        // The next batch goes to the generator before this one is checked.
+        await fill();
         await assess(current);
         ready.push(current);
         wakeConsumer?.();
-        current = next;
       }
-      await generating;
+      await Promise.all(inFlight.map((entry) => entry.done));
     } catch (err) {
       failure = { error: err };
     } finally {

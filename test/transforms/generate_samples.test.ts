@@ -152,6 +152,36 @@ t.test('generateSamples generates at most lookahead batches ahead of the consume
   }
 });
 
+t.test('generateSamples keeps up to concurrentBatches generate calls in flight and still emits in input order', async (t) => {
+  const run = async (concurrentBatches: number | undefined) => {
+    let inFlight = 0;
+    let most = 0;
+    const generator: Generator = {
+      backend: 'fake',
+      model: 'fake-1',
+      ...(concurrentBatches !== undefined ? { concurrentBatches } : {}),
+      async generate(requests: readonly GenerationRequest[]) {
+        inFlight++;
+        most = Math.max(most, inFlight);
+        // Later batches finish sooner: the order must come from the pipeline, not from timing.
+        await new Promise((resolve) => setTimeout(resolve, 40 - Math.min(30, Number(requests[0]!.key.slice(1)))));
+        inFlight--;
+        return requests.map((request) => ({ pixels: new Uint8Array(16).fill(request.seed % 256), width: 4, height: 4, channels: 1 as const }));
+      },
+      async close() {},
+    };
+    const reports = Array.from({ length: 24 }, (_, i) => report(`s${i}`));
+    const { samples, rejects } = await collect(generateSamples(reports, generator, { batchSize: 4, seed: 3 }));
+    t.equal(rejects.length, 0);
+    return { most, samples: samples.map(comparable) };
+  };
+  const one = await run(undefined);
+  t.equal(one.most, 1, 'one call at a time by default');
+  const three = await run(3);
+  t.equal(three.most, 3, 'three calls in flight when the backend takes three');
+  t.same(three.samples.map((s) => ({ ...s, json: { ...s.json, generationMs: 0 } })), one.samples.map((s) => ({ ...s, json: { ...s.json, generationMs: 0 } })), 'the same samples in the same order');
+});
+
 t.test('generateSamples checks its options', async (t) => {
   const { generator } = fakeGenerator();
   for (const [options, option] of [
