@@ -74,6 +74,7 @@ export {
 } from './transforms/quality_filter.js';
 export { QualityTally, formatQualitySummary, type QualitySummary, type ScoreName } from './transforms/quality_tally.js';
 export { ScoreDistribution, type ScoreDistributionOptions, type DistributionSummary } from './transforms/score_distribution.js';
+export { summarizeDataset, writeDatasetReport, formatReportSummary, reportStats, type DatasetReportOptions, type DatasetSummary, type ShardTotals } from './transforms/dataset_report.js';
 export { runFilter, formatFilterSummary, type RunFilterOptions, type FilterSummary, type FilterReject, type FilterRejectReason } from './transforms/run_filter.js';
 
 export { loadClipTokenizer, clipTokenizerDefinition, type ClipTokenizer, type TokenCounter } from './models/clip_tokenizer.js';
@@ -84,6 +85,10 @@ export { renderPhantom, PHANTOM_MODEL } from './models/render_phantom.js';
 export { createPhantomGenerator, type PhantomGeneratorOptions } from './models/phantom_generator.js';
 export { createImageFolderGenerator, type ImageFolderGeneratorOptions } from './models/image_folder_generator.js';
 export { createGenerator, BACKENDS, type Backend, type CreateGeneratorOptions } from './models/create_generator.js';
+export { createOnnxSdGenerator, parseDevice, type OnnxSdGeneratorOptions } from './models/onnx_sd_generator.js';
+export { createHttpGenerator, type HttpGeneratorOptions } from './models/http_generator.js';
+export { SCHEDULER_NAMES, type SchedulerName, type Scheduler, type SchedulerConfig, type SchedulerOptions } from './models/schedulers/scheduler.js';
+export { createScheduler, readSchedulerConfig, defaultSchedulerName, SCHEDULER_CLASS_NAMES } from './models/schedulers/create_scheduler.js';
 export { loadClipAlignment, ClipAlignment, type ClipAlignmentOptions } from './models/clip_alignment.js';
 export { parseClipImageProcessor, preprocessClipImage, clipOutputSize, type ClipImageProcessorConfig, type ResampleFilter } from './models/clip_image_processor.js';
 

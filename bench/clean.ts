@@ -20,6 +20,7 @@ import StreamZip from 'node-stream-zip';
 import { readReports } from '../streams/read_reports.js';
 import { mimicEntryName, syntheticReports, writeZip } from './_mimic_corpus.js';
 import { measureCommand } from './_measure.js';
+import { reportFigures, type Figure } from './_figures.js';
 
 const { values } = parseArgs({
   options: { count: { type: 'string', default: '230000' }, official: { type: 'string' }, out: { type: 'string' } },
@@ -89,6 +90,8 @@ console.log(`  ratio to the floor: ${(floorSeconds / run.seconds).toFixed(2)} (1
 console.log(`  ratio to node-stream-zip read only: ${(nodeStreamZipSeconds / run.seconds).toFixed(2)}`);
 
 // Memory stays flat: the same run on a tenth of the corpus.
+let tenthRss = 0;
+let tenthCount = 0;
 {
   const small = Math.max(1000, Math.floor(count / 10));
   const smallZip = join(outDir, `mimic-cxr-reports-${small}.zip`);
@@ -102,7 +105,27 @@ console.log(`  ratio to node-stream-zip read only: ${(nodeStreamZipSeconds / run
   const tenth = await measureCommand(process.execPath, [cli, smallZip, '--quiet'], { stdout: devNullSmall });
   closeSync(devNullSmall);
   console.log(`  peak RSS on ${small} reports: ${mb(tenth.peakRss)}; on ${count}: ${mb(run.peakRss)} (ratio ${(run.peakRss / tenth.peakRss).toFixed(2)})`);
+  tenthRss = tenth.peakRss;
+  tenthCount = small;
 }
+
+const figures: Figure[] = [
+  {
+    figure: `medsyn-clean end to end, ${count} reports`,
+    value: count / run.seconds,
+    unit: 'reports/s',
+    reference: { label: 'medsyn zip reader alone', value: count / floorSeconds },
+    note: 'target ≥ 80,000 reports/s',
+  },
+  { figure: 'medsyn-clean end to end', value: count / run.seconds, unit: 'reports/s', reference: { label: 'node-stream-zip read only', value: count / nodeStreamZipSeconds } },
+  {
+    figure: `medsyn-clean peak RSS, ${count} reports`,
+    value: run.peakRss / 2 ** 20,
+    unit: 'MiB',
+    reference: { label: `on ${tenthCount} reports`, value: tenthRss / 2 ** 20 },
+    note: 'flat memory: ratio ≈ 1',
+  },
+];
 
 // Reference 2: the official Python tool on the same reports, from a folder as it reads them.
 if (values.official) {
@@ -120,10 +143,12 @@ if (values.official) {
     if (official.code !== 0) throw new Error(official.stderr.slice(-2000));
     console.log(`official create_section_files.py: ${rate(count, official.seconds)} (${official.seconds.toFixed(2)} s), peak RSS ${mb(official.peakRss)}`);
     console.log(`  ratio medsyn-clean / official: ${(official.seconds / run.seconds).toFixed(2)}× (target ≥ 5×)`);
+    figures.push({ figure: 'medsyn-clean end to end', value: count / run.seconds, unit: 'reports/s', reference: { label: 'official create_section_files.py', value: count / official.seconds }, note: 'target ≥ 5' });
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
 } else {
   console.log('  (pass --official DIR, the txt/ folder of a MIT-LCP/mimic-cxr checkout, to time the official tool in the same run)');
 }
+reportFigures('clean', figures);
 console.log(`target: ≥ 80,000 reports/s end to end → ${run.seconds > 0 && count / run.seconds >= 80_000 ? 'met' : 'NOT met'}`);

@@ -30,6 +30,7 @@ import { warmupCosine } from '../train/schedule.js';
 import { ort, type ExecutionDevice } from '../train/session.js';
 import { trainStep } from '../train/train_step.js';
 import { randomSource } from '../train/_random.js';
+import { reportFigures } from './_figures.js';
 
 const { values } = parseArgs({
   options: {
@@ -258,6 +259,20 @@ async function main(): Promise<void> {
   const learned = ours[ours.length - 1] < ours[0] * 0.5;
   console.log(`learns: ${learned ? 'yes' : 'NO'} (loss ${ours[0].toFixed(3)} → ${ours[ours.length - 1].toFixed(3)}; chance is ln ${BATCH} = ${Math.log(BATCH).toFixed(3)})`);
   console.log(`target: at least the speed of ${referenceLabel} — ${ratio >= 1 ? 'met' : 'NOT met'} (ratio ${ratio.toFixed(2)}; ${ourRate.toFixed(1)} vs ${referenceRate.toFixed(1)} steps/s)`);
+  reportFigures('engine', [
+    {
+      figure: `contrastive step, batch ${BATCH}, ${THREADS} threads`,
+      value: ourRate,
+      unit: 'steps/s',
+      reference: {
+        label: reference ? `PyTorch ${torchVersion} CPU, same run` : `PyTorch NOT RUN here (${found.why.slice(0, 60)}): the issue's recorded figure`,
+        value: referenceRate,
+      },
+      ratio,
+      note: reference ? 'median of per-round ratios' : 'FALLBACK reference: install python3-torch',
+    },
+    { figure: 'loss, last / first step', value: ours[ours.length - 1] / ours[0], unit: '', reference: null, ratio: null, note: `learns: ${learned ? 'yes' : 'NO'}` },
+  ]);
 }
 
 await main();

@@ -17,6 +17,7 @@ import { Readable } from 'node:stream';
 import { parseArgs } from 'node:util';
 import tar from 'tar-stream';
 import { measureCommand } from './_measure.js';
+import { reportFigures, type Figure } from './_figures.js';
 import { readShards } from '../streams/shard_reader.js';
 import { writeShards } from '../streams/shard_writer.js';
 import { decodeSamples } from '../streams/tar_decoder.js';
@@ -269,6 +270,14 @@ async function main(): Promise<void> {
   console.log(`  readShards / tar-stream extract            ${(read.mbPerSecond / extract.mbPerSecond).toFixed(2)}`);
   console.log(`peak RSS: this process ${afterWrite} after writing, ${rss()} after reading; the medsyn-shard CLI ${((childPeakRss.get(join(root, 'dist', 'bin', 'medsyn-shard.js')) ?? 0) / 2 ** 20).toFixed(0)} MB`);
   console.log(`target: writing ≥ 500 MB/s — ${write.mbPerSecond >= 500 ? 'met' : 'NOT met'} (${write.mbPerSecond.toFixed(0)} MB/s; the disk's own fs copy: ${copy.mbPerSecond.toFixed(0)} MB/s)`);
+  const mbps = (row: Row, label: string): Figure['reference'] => ({ label, value: row.mbPerSecond });
+  reportFigures('shard', [
+    { figure: `writeShards, ${SAMPLES} samples`, value: write.mbPerSecond, unit: 'MB/s', reference: mbps(copy, 'fs copy + fsync'), note: 'target ≥ 500 MB/s' },
+    { figure: 'writeShards', value: write.mbPerSecond, unit: 'MB/s', reference: mbps(alone, 'tar-stream extract → pack') },
+    { figure: 'medsyn-shard CLI through a pipe', value: cli.mbPerSecond, unit: 'MB/s', reference: mbps(drainPipe, 'a pipe into node, read only') },
+    ...(memory ? [{ figure: 'writeShards to disk', value: write.mbPerSecond, unit: 'MB/s', reference: mbps(memory, 'writeShards into /dev/shm') }] : []),
+    { figure: 'readShards', value: read.mbPerSecond, unit: 'MB/s', reference: mbps(extract, 'tar-stream extract') },
+  ]);
   await rm(outRoot, { recursive: true, force: true });
 }
 

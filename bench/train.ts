@@ -16,6 +16,7 @@ import { parseArgs } from 'node:util';
 import { trainContrastive, type TrainSummary } from '../train/contrastive_trainer.js';
 import { loadFrozenEncoders } from '../train/frozen_encoders.js';
 import { makePhantomShards } from './_phantom_pairs.js';
+import { reportFigures } from './_figures.js';
 
 const { values } = parseArgs({
   options: {
@@ -65,4 +66,8 @@ for (const [name, r] of rows) {
   );
 }
 process.stdout.write(`warm cache / no cache: ${(rows[2][1].rate / rows[0][1].rate).toFixed(2)}× the samples/s\n`);
+reportFigures('train', [
+  { figure: `training, warm feature cache, ${samples} samples ${size} px`, value: rows[2][1].rate, unit: 'samples/s', reference: { label: 'no cache', value: rows[0][1].rate } },
+  { figure: 'training while filling the cache', value: rows[1][1].rate, unit: 'samples/s', reference: { label: 'no cache', value: rows[0][1].rate } },
+]);
 await encoders.release();

@@ -3,10 +3,12 @@
  *
  * @module
  */
-import { formatCleanSummary, runClean, type RunCleanOptions } from '../transforms/run_clean.js';
+import { formatCleanSummary, runClean, type CleanSummary, type RunCleanOptions } from '../transforms/run_clean.js';
 import { ErrorCodes, MedsynError } from '../errors.js';
 import { PARTITION_FLAGS, partitionFromFlags } from './_partition_flags.js';
 import { choiceFlag, integerFlag, type Command } from './_cli.js';
+import { PROGRESS_FLAG, stageStats, type CommandStats } from './_progress.js';
+import { catchInterrupts } from './_signals.js';
 
 const FORMATS = ['auto', 'zip', 'dir', 'txt', 'csv', 'ndjson'] as const;
 
@@ -32,6 +34,7 @@ export const cleanCommand: Command = {
     ...PARTITION_FLAGS,
     limit: { type: 'string', arg: 'N', help: 'stop after N reports read' },
     workers: { type: 'string', arg: 'N', help: 'worker threads that inflate and clean (default: one per core; 0 cleans on the main thread)' },
+    progress: PROGRESS_FLAG,
     quiet: { type: 'boolean', short: 'q', help: 'no summary line on stderr' },
   },
   details: `
@@ -67,7 +70,7 @@ Examples:
   medsyn-clean notes.csv --id-column study_id --text-column report > clean.ndjson
   cat reports.ndjson | medsyn-clean | medsyn-gen | medsyn-shard out/
 `,
-  async run(values, positionals) {
+  async run(values, positionals, context) {
     if (positionals.length > 1) {
       throw new MedsynError(ErrorCodes.USAGE, `Too many inputs: ${positionals.join(' ')} (medsyn-clean reads one INPUT; see --help)`);
     }
@@ -99,8 +102,39 @@ Examples:
 
     const partition = partitionFromFlags(values, 'medsyn-clean', values['quiet'] === true);
     if (partition) options.partition = partition;
-    const summary = await runClean(positionals[0] ?? '-', process.stdout, options);
-    if (values['quiet'] !== true) process.stderr.write(`medsyn-clean: ${formatCleanSummary(summary)}\n`);
-    return 0;
+
+    let live: CleanSummary = { read: 0, cleaned: 0, rejected: {}, rejectedTotal: 0, seconds: 0 };
+    const progress = context.startProgress('reports', (summary: CleanSummary) => ({
+      items: summary.cleaned,
+      rejects: summary.rejectedTotal,
+      done: summary.read,
+      ...(limit !== undefined ? { total: limit } : {}),
+      line: `${summary.cleaned} cleaned, ${summary.rejectedTotal} rejected, ${summary.read} read, ${Math.round(summary.seconds > 0 ? summary.read / summary.seconds : 0)} reports/s`,
+      extra: { read: summary.read },
+    }));
+    context.stats(() => cleanStats(live));
+    options.onProgress = (summary) => {
+      live = summary;
+      progress.update(summary);
+    };
+    const interrupts = catchInterrupts('medsyn-clean', 'reading no more reports');
+    options.signal = interrupts.signal;
+    try {
+      live = await runClean(positionals[0] ?? '-', process.stdout, options);
+    } catch (err) {
+      // After a signal, a reader that went away first (the next stage stopping too) is expected.
+      if (interrupts.exitCode() !== undefined && (err as { code?: string }).code === 'EPIPE') return interrupts.exitCode();
+      throw err;
+    } finally {
+      interrupts.dispose();
+      progress.finish(live);
+    }
+    if (values['quiet'] !== true) process.stderr.write(`medsyn-clean: ${formatCleanSummary(live)}\n`);
+    return interrupts.exitCode() ?? 0;
   },
 };
+
+/** The `--stats` figures of a cleaning run: those of its summary line. */
+export function cleanStats(summary: CleanSummary): CommandStats {
+  return stageStats('reports', summary.cleaned, summary.read, summary, { read: summary.read, cleaned: summary.cleaned, seconds: summary.seconds });
+}

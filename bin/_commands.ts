@@ -11,6 +11,7 @@ import { genCommand } from './_gen_command.js';
 import { shardCommand } from './_shard_command.js';
 import { trainCommand } from './_train_command.js';
 import { evalCommand } from './_eval_command.js';
+import { reportCommand } from './_report_command.js';
 
 /** Every command, in the order `medsyn --help` lists them. */
-export const COMMANDS: readonly Command[] = [cleanCommand, genCommand, filterCommand, shardCommand, trainCommand, evalCommand, demoCommand];
+export const COMMANDS: readonly Command[] = [cleanCommand, genCommand, filterCommand, shardCommand, trainCommand, evalCommand, reportCommand, demoCommand];

@@ -10,15 +10,17 @@ import { join, resolve } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { OBSERVATIONS, OBSERVATION_NAMES, type CleanReport } from '../records.js';
-import { writeShards } from '../streams/shard_writer.js';
+import { writeShards, type ShardSummary } from '../streams/shard_writer.js';
+import { formatReportSummary, writeDatasetReport } from '../transforms/dataset_report.js';
 import { decodeSamples } from '../streams/tar_decoder.js';
-import { formatCleanSummary, runClean } from '../transforms/run_clean.js';
-import { formatGenerateSummary, runGenerate } from '../transforms/run_generate.js';
+import { formatCleanSummary, runClean, type CleanSummary } from '../transforms/run_clean.js';
+import { formatGenerateSummary, runGenerate, type GenerateSummary } from '../transforms/run_generate.js';
 import { formatQualitySummary } from '../transforms/quality_tally.js';
 import { trainContrastive, type TrainSummary } from '../train/contrastive_trainer.js';
 import { evaluateRun, type EvalMetrics } from '../train/evaluate_run.js';
 import { ErrorCodes, MedsynError } from '../errors.js';
 import { integerFlag, type Command } from './_cli.js';
+import type { CommandStats } from './_progress.js';
 
 /**
  * The demo's training settings: 30 epochs over the ~440 training pairs, a few seconds on two cores.
@@ -75,7 +77,10 @@ fixtures/bert-tiny) this little data gives held-out R@1 of only 1 to 7 times
 chance. DIR/run and DIR/cache are made afresh on every run. Takes well under
 a minute on two cores; --skip-train stops after shard.
 `,
-  async run(values) {
+  async run(values, _positionals, context) {
+    const started = performance.now();
+    const stages: DemoStages = {};
+    context.stats(() => demoStats(stages, performance.now() - started));
     const out = resolve((values['out'] as string | undefined) ?? 'demo-out');
     const size = integerFlag(values, 'size', 16) ?? 128;
     const train = values['skip-train'] !== true;
@@ -90,6 +95,7 @@ a minute on two cores; --skip-train stops after shard.
     const cleanOutput = createWriteStream(cleanPath);
     const summary = await runClean(input, cleanOutput, { rejects: rejectsPath, endOutput: false });
     const demoSummary = await runClean(demoInput, cleanOutput, { onError: 'fail' });
+    stages.clean = [summary, demoSummary];
     const counts = new Map<string, [number, number, number]>();
     const examples: CleanReport[] = [];
     for await (const line of createInterface({ input: createReadStream(cleanPath), crlfDelay: Infinity })) {
@@ -109,6 +115,11 @@ a minute on two cores; --skip-train stops after shard.
       runGenerate(cleanPath, tar, { size }),
       writeShards(decodeSamples(tar), shardsDir, { overwrite: true }),
     ]);
+    stages.generated = generated;
+    stages.sharded = sharded;
+    // The dataset's own page, as `medsyn report` writes it, with the rejects of cleaning.
+    const datasetPage = join(out, 'dataset.html');
+    const dataset = await writeDatasetReport(shardsDir, datasetPage, { rejects: [rejectsPath] });
 
     // Afresh every time: the trainer refuses to overwrite a run, cached features would outlive a new --size,
     // and a report of earlier shards must not sit beside new ones after --skip-train.
@@ -121,6 +132,7 @@ a minute on two cores; --skip-train stops after shard.
       const summaryOfTraining = await trainContrastive(shardsDir, run, { encoders: join(fixtures, 'clip-tiny'), cache, ...DEMO_TRAINING });
       const metrics = await evaluateRun(run, shardsDir, { split: 'val' });
       trained = { summary: summaryOfTraining, metrics };
+      stages.trained = trained;
     }
 
     const lines = [
@@ -133,6 +145,8 @@ a minute on two cores; --skip-train stops after shard.
       `  wrote ${cleanPath}`,
       `  wrote ${rejectsPath}`,
       `  wrote ${join(shardsDir, 'manifest.json')}`,
+      `  report:   ${formatReportSummary(dataset)}`,
+      `            the dataset's page: ${datasetPage}`,
       '',
       '  CheXpert labels          positive  negative  uncertain',
       ...OBSERVATIONS.filter((observation) => counts.has(observation)).map((observation) => {
@@ -148,6 +162,7 @@ a minute on two cores; --skip-train stops after shard.
       ...(trained ? formatTraining(trained.summary, trained.metrics, run, join(fixtures, 'clip-tiny')) : ['  Training skipped (--skip-train).', '']),
     ];
     process.stdout.write(lines.join('\n'));
+    process.stderr.write(`medsyn demo: ${formatDemoSummary(stages, performance.now() - started, out)}\n`);
     return 0;
   },
 };
@@ -177,4 +192,55 @@ function formatTraining(summary: TrainSummary, metrics: EvalMetrics, run: string
     `  Open the report: ${join(run, 'report.html')}`,
     '',
   ];
+}
+
+/** What the demo's stages gave, as they finish. */
+interface DemoStages {
+  clean?: [CleanSummary, CleanSummary];
+  generated?: GenerateSummary;
+  sharded?: ShardSummary;
+  trained?: { summary: TrainSummary; metrics: EvalMetrics };
+}
+
+/** The demo's one line on stderr. */
+function formatDemoSummary(stages: DemoStages, elapsedMs: number, out: string): string {
+  const stats = demoStats(stages, elapsedMs);
+  const d = stats.details as { cleaned: number; read: number; shards: number; steps?: number; zeroShotMacroAuroc?: number | null };
+  const auroc = d.zeroShotMacroAuroc === undefined ? '' : `, held-out zero-shot macro AUROC ${d.zeroShotMacroAuroc === null ? 'n/a' : d.zeroShotMacroAuroc.toFixed(3)}`;
+  return (
+    `${d.cleaned} reports cleaned of ${d.read} read, ${stats.items} samples in ${d.shards} shard${d.shards === 1 ? '' : 's'}, ${stats.rejects} rejected` +
+    `${d.steps === undefined ? '' : `, trained ${d.steps} steps`}${auroc} in ${(elapsedMs / 1000).toFixed(1)} s; outputs in ${out}`
+  );
+}
+
+/** The `--stats` figures of the demo: each stage's counts, as far as it got. */
+function demoStats(stages: DemoStages, elapsedMs: number): CommandStats {
+  const [a, b] = stages.clean ?? [];
+  const rejectsByReason: Record<string, number> = {};
+  for (const rejected of [a?.rejected, b?.rejected, stages.generated?.rejected, stages.sharded?.rejects]) {
+    for (const [reason, count] of Object.entries(rejected ?? {})) rejectsByReason[reason] = (rejectsByReason[reason] ?? 0) + (count ?? 0);
+  }
+  const trained = stages.trained;
+  return {
+    unit: 'samples',
+    items: stages.sharded?.samplesWritten ?? 0,
+    rejects: Object.values(rejectsByReason).reduce((sum, count) => sum + count, 0),
+    rejectsByReason,
+    elapsedMs,
+    details: {
+      read: (a?.read ?? 0) + (b?.read ?? 0),
+      cleaned: (a?.cleaned ?? 0) + (b?.cleaned ?? 0),
+      samples: stages.generated?.samples ?? 0,
+      shards: stages.sharded?.shardsWritten ?? 0,
+      ...(trained
+        ? {
+            steps: trained.summary.steps,
+            lastLoss: trained.summary.lastLoss,
+            evaluated: trained.metrics.samples,
+            zeroShotMacroAuroc: trained.metrics.zeroShot.macroAuroc,
+            probeMacroAuroc: trained.metrics.probe ? trained.metrics.probe.macroAuroc : null,
+          }
+        : {}),
+    },
+  };
 }

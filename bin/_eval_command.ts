@@ -11,6 +11,7 @@ import { OBSERVATIONS, type Observation } from '../records.js';
 import { evaluateRun, type EvalMetrics, type EvaluateRunOptions, type PromptPair } from '../train/evaluate_run.js';
 import { EXECUTION_DEVICES } from '../train/session.js';
 import { choiceFlag, integerFlag, numberFlag, type Command } from './_cli.js';
+import { PROGRESS_FLAG, type CommandStats } from './_progress.js';
 
 /** Formats the end-of-run line. */
 export function formatEvalSummary(metrics: EvalMetrics): string {
@@ -58,6 +59,7 @@ export const evalCommand: Command = {
     'skip-probe': { type: 'boolean', help: 'no linear probe' },
     device: { type: 'string', arg: 'NAME', help: `onnxruntime device: ${EXECUTION_DEVICES.join('|')} (default cpu)` },
     threads: { type: 'string', arg: 'N', help: 'onnxruntime threads per op (default: one per core)' },
+    progress: PROGRESS_FLAG,
     quiet: { type: 'boolean', short: 'q', help: 'no summary line on stderr' },
   },
   details: `
@@ -81,7 +83,7 @@ Examples:
   medsyn-eval run1 --data test-shards/
   medsyn-eval run1 --data 'real/shard-{000000..000009}.tar' --labels mimic-cxr-2.0.0-chexpert.csv
 `,
-  async run(values, positionals) {
+  async run(values, positionals, context) {
     if (positionals.length !== 1) throw new MedsynError(ErrorCodes.USAGE, `Expected one RUN folder, got ${positionals.length} (see medsyn-eval --help)`);
     const data = values['data'] as string[] | undefined;
     if (!data || data.length === 0) throw new MedsynError(ErrorCodes.USAGE, '--data SHARDS is required: the shards to evaluate on (see medsyn-eval --help)');
@@ -101,7 +103,20 @@ Examples:
     if (typeof values['labels'] === 'string') options.labels = values['labels'];
     if (typeof values['out'] === 'string') options.out = values['out'];
     if (typeof values['prompts'] === 'string') options.prompts = readPrompts(values['prompts']);
-    const metrics = await evaluateRun(positionals[0]!, data, options);
+    const started = performance.now();
+    const live = { samples: 0, skipped: 0 };
+    let metrics: EvalMetrics | undefined;
+    const progress = context.startProgress('samples', (state: typeof live) => ({ items: state.samples, rejects: state.skipped }));
+    options.onProgress = (state) => {
+      Object.assign(live, state);
+      progress.update(live);
+    };
+    context.stats(() => (metrics ? evalStats(metrics, performance.now() - started) : { unit: 'samples', items: live.samples, rejects: live.skipped, elapsedMs: performance.now() - started }));
+    try {
+      metrics = await evaluateRun(positionals[0]!, data, options);
+    } finally {
+      progress.finish(live);
+    }
     process.stdout.write(`${JSON.stringify(metrics, null, 2)}\n`);
     if (values['quiet'] !== true) {
       const out = resolve(options.out ?? positionals[0]!);
@@ -110,3 +125,27 @@ Examples:
     return 0;
   },
 };
+
+/** The `--stats` figures of an evaluation: those of its summary line. */
+export function evalStats(metrics: EvalMetrics, elapsedMs: number): CommandStats {
+  const skipped = Object.values(metrics.skipped).reduce((sum, count) => sum + count, 0);
+  return {
+    unit: 'samples',
+    items: metrics.samples,
+    rejects: skipped,
+    rejectsByReason: metrics.skipped,
+    elapsedMs,
+    details: {
+      run: metrics.run,
+      checkpoint: metrics.checkpoint,
+      step: metrics.step,
+      split: metrics.split,
+      samples: metrics.samples,
+      labelled: metrics.labelled,
+      zeroShotMacroAuroc: metrics.zeroShot.macroAuroc,
+      zeroShotCounted: metrics.zeroShot.counted.length,
+      probeMacroAuroc: metrics.probe ? metrics.probe.macroAuroc : null,
+      retrieval: metrics.retrieval,
+    },
+  };
+}

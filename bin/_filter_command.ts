@@ -6,7 +6,9 @@
  */
 import { ErrorCodes, MedsynError } from '../errors.js';
 import { formatFilterSummary, runFilter, type FilterSummary, type RunFilterOptions } from '../transforms/run_filter.js';
-import { integerFlag, progressLine, type Command } from './_cli.js';
+import { integerFlag, type Command } from './_cli.js';
+import { PROGRESS_FLAG, stageStats, type CommandStats } from './_progress.js';
+import { catchInterrupts } from './_signals.js';
 import { QUALITY_FLAGS, qualityThresholds } from './_quality_flags.js';
 
 /** The `filter` command. */
@@ -19,7 +21,7 @@ export const filterCommand: Command = {
     ...QUALITY_FLAGS,
     size: { type: 'string', arg: 'PX', help: 'reject images that are not PX x PX: wrong_size (default: any size)' },
     rejects: { type: 'string', arg: 'FILE', help: 'write rejected samples as NDJSON (id, source, offset, reason, reasons, quality, message) to FILE' },
-    progress: { type: 'boolean', help: 'show samples read, kept and rejected on stderr as the run goes' },
+    progress: PROGRESS_FLAG,
     quiet: { type: 'boolean', short: 'q', help: 'no summary on stderr' },
   },
   details: `
@@ -50,7 +52,7 @@ Examples:
   medsyn-gen reports.csv --skip-quality | medsyn-filter --rejects rejects.ndjson | medsyn-shard out/
   cat out/shard-*.tar | medsyn-filter --min-contrast 30 --dup-distance 6 | medsyn-shard out2/
 `,
-  async run(values, positionals) {
+  async run(values, positionals, context) {
     if (positionals.length > 0) {
       throw new MedsynError(ErrorCodes.USAGE, `medsyn-filter reads stdin, not ${positionals.join(' ')} (cat FILE | medsyn-filter; see --help)`);
     }
@@ -59,12 +61,38 @@ Examples:
     if (size !== undefined) options.size = size;
     if (typeof values['rejects'] === 'string') options.rejects = values['rejects'];
     if (typeof values['align-model'] === 'string') options.alignModel = values['align-model'];
-    if (values['progress'] === true) {
-      options.onProgress = progressLine('medsyn-filter', (summary: FilterSummary) => `${summary.read} read, ${summary.kept} kept, ${summary.rejectedTotal} rejected`);
+    let live: FilterSummary | undefined;
+    const progress = context.startProgress('samples', (summary: FilterSummary) => ({
+      items: summary.kept,
+      rejects: summary.rejectedTotal,
+      line: `${summary.read} read, ${summary.kept} kept, ${summary.rejectedTotal} rejected, ${(summary.seconds > 0 ? summary.read / summary.seconds : 0).toFixed(1)} samples/s`,
+      extra: { read: summary.read },
+    }));
+    options.onProgress = (summary) => {
+      live = summary;
+      progress.update(summary);
+    };
+    context.stats(() => (live ? filterStats(live) : undefined));
+    const interrupts = catchInterrupts('medsyn-filter', 'taking no more samples');
+    options.signal = interrupts.signal;
+    let summary: FilterSummary;
+    try {
+      summary = live = await runFilter(process.stdin, process.stdout, options);
+    } catch (err) {
+      if (interrupts.exitCode() !== undefined && (err as { code?: string }).code === 'EPIPE') return interrupts.exitCode();
+      throw err;
+    } finally {
+      interrupts.dispose();
+      progress.finish(live);
+      // Stopped early: let go of stdin, whose writer may still be writing.
+      if (interrupts.exitCode() !== undefined) process.stdin.destroy();
     }
-    const summary = await runFilter(process.stdin, process.stdout, options);
-    if (values['progress'] === true && process.stderr.isTTY) process.stderr.write('\n');
     if (values['quiet'] !== true) process.stderr.write(`medsyn-filter: ${formatFilterSummary(summary)}\n`);
-    return 0;
+    return interrupts.exitCode() ?? 0;
   },
 };
+
+/** The `--stats` figures of a filtering run: those of its summary line, and the quality summary. */
+export function filterStats(summary: FilterSummary): CommandStats {
+  return stageStats('samples', summary.kept, summary.read, summary, { read: summary.read, kept: summary.kept, seconds: summary.seconds, quality: summary.quality });
+}

@@ -12,7 +12,8 @@ import { mergeShards, type MergeSummary } from '../streams/shard_merge.js';
 import type { SampleReject } from '../streams/sample.js';
 import { ShardWriter, type ShardSummary } from '../streams/shard_writer.js';
 import { decodeSamples } from '../streams/tar_decoder.js';
-import { choiceFlag, integerFlag, type Command } from './_cli.js';
+import { choiceFlag, integerFlag, type Command, type RunContext } from './_cli.js';
+import { PROGRESS_FLAG, rateOf, type CommandStats } from './_progress.js';
 import { PARTITION_FLAGS, partitionFromFlags } from './_partition_flags.js';
 import { catchInterrupts } from './_signals.js';
 
@@ -37,6 +38,7 @@ export const shardCommand: Command = {
     overwrite: { type: 'boolean', help: "delete an earlier run's shards, stats and manifest in OUTDIR and start afresh (with --partition: only this partition's files and the merged ones)" },
     'on-error': { type: 'string', arg: 'POLICY', help: 'skip (default): reject bad samples (counted, reported) and go on; fail: stop at the first' },
     rejects: { type: 'string', arg: 'FILE', help: 'write rejected samples as NDJSON (id, source, offset, reason, message) to FILE' },
+    progress: PROGRESS_FLAG,
     quiet: { type: 'boolean', short: 'q', help: 'no summary line on stderr' },
     partition: {
       type: 'string',
@@ -116,8 +118,8 @@ Examples:
   python -m open_clip_train.main --train-data "$(medsyn-shard --merge out/ -q)" ...
   tar tvf out/shard-000000.tar | head
 `,
-  async run(values, positionals) {
-    if (values['merge'] === true) return merge(values, positionals);
+  async run(values, positionals, context) {
+    if (values['merge'] === true) return merge(values, positionals, context);
     if (positionals.length !== 1) {
       throw new MedsynError(
         ErrorCodes.USAGE,
@@ -136,19 +138,33 @@ Examples:
     const quiet = values['quiet'] === true;
     const partition = partitionFromFlags(values, 'medsyn-shard', quiet);
 
+    // What progress and --stats count as the run goes; the writer's summary replaces it at the end.
+    const live: ShardProgress = { read: 0, written: 0, skipped: 0, rejected: {}, rejectedTotal: 0, shards: 0, started: performance.now() };
+    let final: ShardSummary | undefined;
+    let interrupted: { shards: number; samples: number } | undefined;
+    const progress = context.startProgress('samples', (state: ShardProgress) => ({
+      items: state.written,
+      rejects: state.rejectedTotal,
+      line: `${state.written} samples in ${state.shards} complete shards, ${state.rejectedTotal} rejected${state.skipped > 0 ? `, ${state.skipped} skipped` : ''}, ${rateOf(state.written, performance.now() - state.started).toFixed(1)} samples/s`,
+      extra: { read: state.read, skipped: state.skipped, shards: state.shards },
+    }));
+    context.stats(() => (final ? shardStats(final) : liveShardStats(live, interrupted)));
+
     const rejectsPath = values['rejects'] as string | undefined;
     const rejectsFile = rejectsPath === undefined ? undefined : new RejectsFile<SampleReject>(rejectsPath);
     let rejectWrites: Promise<void> = Promise.resolve();
     let rejectError: unknown;
-    const onReject = rejectsFile
-      ? (reject: SampleReject): void => {
-          rejectWrites = rejectWrites
-            .then(() => rejectsFile.write(reject))
-            .catch((err: unknown) => {
-              rejectError ??= err;
-            });
-        }
-      : undefined;
+    const onReject = (reject: SampleReject): void => {
+      live.rejectedTotal++;
+      live.rejected[reject.reason] = (live.rejected[reject.reason] ?? 0) + 1;
+      progress.update(live);
+      if (!rejectsFile) return;
+      rejectWrites = rejectWrites
+        .then(() => rejectsFile.write(reject))
+        .catch((err: unknown) => {
+          rejectError ??= err;
+        });
+    };
 
     let writer: ShardWriter | undefined;
     const input = openStdin();
@@ -164,16 +180,21 @@ Examples:
         overwrite: values['overwrite'] === true,
         onError,
         ...(partition === undefined ? {} : { partition: { index: partition.index, count: partition.count } }),
-        ...(onReject ? { onReject } : {}),
-        ...(process.stderr.isTTY && !quiet
-          ? { onShard: (shard) => process.stderr.write(`\rmedsyn-shard: ${shard.name} complete (${shard.count} samples)\u001b[K`) }
-          : {}),
+        onReject,
+        onShard: () => {
+          live.shards++;
+          progress.update(live);
+        },
       });
       const samples = decodeSamples(readAhead(input), { source: '-', onError, onReject: writer.reject });
       try {
         for await (const sample of samples) {
           if (interrupts.signal.aborted) break;
-          await writer.write(sample);
+          live.read++;
+          const result = await writer.write(sample);
+          if (result === 'written') live.written++;
+          else if (result === 'skipped') live.skipped++;
+          progress.update(live);
         }
       } catch (err) {
         // The stream cut short by the signal is not a broken tar.
@@ -181,8 +202,10 @@ Examples:
       }
       if (interrupts.signal.aborted) {
         const manifest = await writer.interrupt();
+        interrupted = { shards: manifest?.totals.shards ?? 0, samples: manifest?.totals.samples ?? 0 };
         await rejectWrites;
         await rejectsFile?.close();
+        progress.finish(live);
         if (!quiet) {
           process.stderr.write(
             `medsyn-shard: ${outDir}: interrupted; ${manifest?.totals.shards ?? 0} complete shards with ${manifest?.totals.samples ?? 0} samples kept (re-run the same command to resume)\n`,
@@ -194,9 +217,12 @@ Examples:
       await rejectWrites;
       if (rejectError !== undefined) throw rejectError;
       await rejectsFile?.close();
-      if (!quiet) process.stderr.write(`${process.stderr.isTTY ? '\r\u001b[K' : ''}${formatSummary(summary)}\n`);
+      final = summary;
+      progress.finish(live);
+      if (!quiet) process.stderr.write(`${formatSummary(summary)}\n`);
       return 0;
     } catch (err) {
+      progress.finish(live);
       await writer?.abort();
       await rejectWrites;
       rejectsFile?.discard();
@@ -210,7 +236,7 @@ Examples:
 };
 
 /** `--merge OUTDIR`: the partitions made one dataset; open_clip's `--train-data` on stdout. */
-async function merge(values: Record<string, unknown>, positionals: string[]): Promise<number> {
+async function merge(values: Record<string, unknown>, positionals: string[], context: RunContext): Promise<number> {
   if (positionals.length !== 1) {
     throw new MedsynError(
       ErrorCodes.USAGE,
@@ -224,7 +250,9 @@ async function merge(values: Record<string, unknown>, positionals: string[]): Pr
     });
   }
   const outDir = positionals[0];
+  const started = performance.now();
   const summary = await mergeShards(outDir);
+  context.stats(() => mergeStats(summary, performance.now() - started));
   const trainData = summary.patterns.map((pattern) => join(outDir, pattern)).join('::');
   if (trainData !== '') process.stdout.write(`${trainData}\n`);
   if (values['quiet'] !== true) process.stderr.write(`${formatMergeSummary(summary)}\n`);
@@ -235,6 +263,78 @@ function formatMergeSummary(summary: MergeSummary): string {
   const { manifest } = summary;
   const rejected = Object.values(manifest.rejects).reduce((sum, count) => sum + (count ?? 0), 0);
   return `medsyn-shard: ${summary.outDir}: merged ${manifest.partitions ?? 0} partitions: ${manifest.totals.shards} shards, ${manifest.totals.samples} samples, ${(manifest.totals.bytes / 1e6).toFixed(1)} MB, ${rejected} rejected; wrote manifest.json, sizes.json, shards.txt`;
+}
+
+/** The `--stats` figures of a merge: those of its summary line. */
+function mergeStats(summary: MergeSummary, elapsedMs: number): CommandStats {
+  const { manifest } = summary;
+  const rejected = Object.values(manifest.rejects).reduce((sum, count) => sum + (count ?? 0), 0);
+  return {
+    unit: 'samples',
+    items: manifest.totals.samples,
+    rejects: rejected,
+    rejectsByReason: manifest.rejects,
+    elapsedMs,
+    details: { outDir: summary.outDir, merge: true, partitions: manifest.partitions ?? 0, shards: manifest.totals.shards, samples: manifest.totals.samples, bytes: manifest.totals.bytes, patterns: summary.patterns },
+  };
+}
+
+/** What medsyn-shard counts as it writes. */
+interface ShardProgress {
+  read: number;
+  written: number;
+  skipped: number;
+  rejected: Record<string, number>;
+  rejectedTotal: number;
+  /** Shards completed by this run. */
+  shards: number;
+  started: number;
+}
+
+/** The `--stats` figures of a writing run that did not finish: what it counted, and what an interruption kept. */
+function liveShardStats(live: ShardProgress, interrupted: { shards: number; samples: number } | undefined): CommandStats {
+  return {
+    unit: 'samples',
+    // Interrupted: the samples of the complete shards kept, as the closing line says.
+    items: interrupted ? interrupted.samples : live.written,
+    rejects: live.rejectedTotal,
+    rejectsByReason: live.rejected,
+    elapsedMs: performance.now() - live.started,
+    interrupted: interrupted !== undefined,
+    details: {
+      read: live.read,
+      samplesWritten: live.written,
+      samplesSkipped: live.skipped,
+      shardsWritten: live.shards,
+      ...(interrupted ? { kept: interrupted } : {}),
+    },
+  };
+}
+
+/** The `--stats` figures of a finished writing run: those of its summary line. */
+function shardStats(summary: ShardSummary): CommandStats {
+  const { shards, samples } = summary.manifest.totals;
+  return {
+    unit: 'samples',
+    items: summary.samplesWritten,
+    rejects: Object.values(summary.rejects).reduce((sum, count) => sum + (count ?? 0), 0),
+    rejectsByReason: summary.rejects,
+    elapsedMs: summary.seconds * 1000,
+    details: {
+      outDir: summary.outDir,
+      ...(summary.manifest.partition ? { partition: summary.manifest.partition } : {}),
+      shardsWritten: summary.shardsWritten,
+      shardsKept: summary.shardsKept,
+      samplesWritten: summary.samplesWritten,
+      samplesSkipped: summary.samplesSkipped,
+      keysSanitized: summary.keysSanitized,
+      bytesWritten: summary.bytesWritten,
+      megabytesPerSecond: summary.bytesWritten / 1e6 / Math.max(summary.seconds, 1e-9),
+      seconds: summary.seconds,
+      totalShards: shards,
+      totalSamples: samples,
+    },
+  };
 }
 
 /** Standard input; a file (`< samples.tar`) is read in 1 MiB reads rather than 64 KiB ones. */

@@ -12,7 +12,8 @@ import { HEAD_KINDS } from '../train/contrastive_heads.js';
 import { trainContrastive, type ContrastiveTrainerOptions, type TrainSummary } from '../train/contrastive_trainer.js';
 import type { TowerFolders } from '../train/frozen_encoders.js';
 import { EXECUTION_DEVICES } from '../train/session.js';
-import { choiceFlag, integerFlag, numberFlag, progressLine, type Command } from './_cli.js';
+import { choiceFlag, integerFlag, numberFlag, type Command } from './_cli.js';
+import { PROGRESS_FLAG, type CommandStats } from './_progress.js';
 import { catchInterrupts } from './_signals.js';
 
 /** The bundled random-weight towers fixtures/vit-tiny and fixtures/bert-tiny, from dist/bin or from bin/. */
@@ -79,7 +80,7 @@ export const trainCommand: Command = {
     resume: { type: 'boolean', help: "continue the run in --out from its last checkpoint" },
     device: { type: 'string', arg: 'NAME', help: `onnxruntime device: ${EXECUTION_DEVICES.join('|')} (default cpu)` },
     threads: { type: 'string', arg: 'N', help: 'onnxruntime threads per op (default: one per core)' },
-    progress: { type: 'boolean', help: 'show step, loss and R@1 on stderr as the run goes' },
+    progress: PROGRESS_FLAG,
     quiet: { type: 'boolean', short: 'q', help: 'no summary line on stderr' },
   },
   details: `
@@ -103,8 +104,11 @@ cosine decay; one onnxruntime run per step.
 The run folder gets config.json (the settings; --resume refuses other ones),
 log.ndjson (one JSON object per step, evaluation and skipped sample),
 ckpt-NNNNNN.safetensors (parameters and optimizer state: --resume continues
-exactly) and, when training ends, model/: image_head.onnx and text_head.onnx
-(features -> unit embeddings, batch 1), image_encoder/ and text_encoder/
+exactly) and, when training ends, model/: image_embedder.onnx (pixel_values
+-> unit image_embeds) and text_embedder.onnx (input_ids, attention_mask ->
+unit text_embeds), each tower, pooling and head in one file for any ONNX
+runtime; image_head.onnx and text_head.onnx (features -> unit embeddings,
+batch 1); image_encoder/ and text_encoder/
 (copies of the towers; encoder/ for a CLIP-style folder) and
 model.json (how they chain). Ctrl-C stops after the current step with a
 checkpoint. stdout: the summary as one JSON line.
@@ -114,7 +118,7 @@ Examples:
   medsyn-train shards/ --out run1 --resume
   medsyn-eval run1 --data test-shards/
 `,
-  async run(values, positionals) {
+  async run(values, positionals, context) {
     if (positionals.length === 0) throw new MedsynError(ErrorCodes.USAGE, 'No shards: name the shards to train on (see medsyn-train --help)');
     const out = values['out'];
     if (typeof out !== 'string') throw new MedsynError(ErrorCodes.USAGE, '--out RUN is required: the folder the run is written to (see medsyn-train --help)');
@@ -147,22 +151,98 @@ Examples:
     const valFraction = numberFlag(values, 'val-fraction', 0, 1);
     if (valFraction !== undefined) options.valFraction = valFraction;
     if (typeof values['cache'] === 'string') options.cache = values['cache'];
-    if (values['progress'] === true) {
-      let lastR1 = '';
-      const line = progressLine('medsyn-train', (entry: { step: number; loss: number }) => `step ${entry.step}, loss ${entry.loss.toFixed(4)}${lastR1}`);
-      options.onLog = (entry) => {
-        if (entry.event === 'eval') lastR1 = `, val R@1 ${entry.imageToText.r1.toFixed(3)}/${entry.textToImage.r1.toFixed(3)}`;
-        if (entry.event === 'step') line(entry);
-      };
-    }
+    // Steps are the items (their ETA from the planned total); skipped samples the rejects.
+    const live: TrainProgress = { step: 0, startStep: 0, totalSteps: undefined, loss: Number.NaN, skipped: {}, skippedTotal: 0, r1: '', started: performance.now() };
+    let final: TrainSummary | undefined;
+    const progress = context.startProgress('steps', (state: TrainProgress) => ({
+      items: state.step - state.startStep,
+      rejects: state.skippedTotal,
+      done: state.step - state.startStep,
+      ...(state.totalSteps !== undefined ? { total: state.totalSteps - state.startStep } : {}),
+      line: `step ${state.step}${state.totalSteps !== undefined ? `/${state.totalSteps}` : ''}, loss ${state.loss.toFixed(4)}${state.r1}, ${state.skippedTotal} skipped`,
+      extra: { step: state.step, ...(state.totalSteps !== undefined ? { totalSteps: state.totalSteps } : {}), loss: Number.isFinite(state.loss) ? state.loss : null },
+    }));
+    options.onStart = (plan) => {
+      live.startStep = plan.startStep;
+      live.step = plan.startStep;
+      live.totalSteps = plan.totalSteps;
+    };
+    options.onLog = (entry) => {
+      if (entry.event === 'skip') {
+        live.skipped[entry.reason] = (live.skipped[entry.reason] ?? 0) + 1;
+        live.skippedTotal++;
+      } else if (entry.event === 'eval') {
+        live.r1 = `, val R@1 ${entry.imageToText.r1.toFixed(3)}/${entry.textToImage.r1.toFixed(3)}`;
+      } else {
+        live.step = entry.step;
+        live.loss = entry.loss;
+      }
+      progress.update(live);
+    };
+    context.stats(() => (final ? trainStats(final) : liveTrainStats(live)));
     try {
       const summary = await trainContrastive(positionals, out, options);
-      if (values['progress'] === true && process.stderr.isTTY) process.stderr.write('\n');
+      final = summary;
+      progress.finish(live);
       process.stdout.write(`${JSON.stringify(summary)}\n`);
       if (values['quiet'] !== true) process.stderr.write(`medsyn-train: ${formatTrainSummary(summary)}\n`);
       return interrupts.exitCode() ?? 0;
     } finally {
+      progress.finish(live);
       interrupts.dispose();
     }
   },
 };
+
+/** What medsyn-train follows as it goes. */
+interface TrainProgress {
+  step: number;
+  startStep: number;
+  totalSteps: number | undefined;
+  loss: number;
+  skipped: Record<string, number>;
+  skippedTotal: number;
+  /** The last validation R@1, for the line. */
+  r1: string;
+  started: number;
+}
+
+/** The `--stats` figures of a run that failed before its summary: the steps it reached. */
+function liveTrainStats(live: TrainProgress): CommandStats {
+  return {
+    unit: 'steps',
+    items: live.step - live.startStep,
+    rejects: live.skippedTotal,
+    rejectsByReason: live.skipped,
+    elapsedMs: performance.now() - live.started,
+    details: { steps: live.step, ...(live.totalSteps !== undefined ? { totalSteps: live.totalSteps } : {}), lastLoss: Number.isFinite(live.loss) ? live.loss : null },
+  };
+}
+
+/** The `--stats` figures of a training run: those of its summary line (the whole summary is on stdout too). */
+export function trainStats(summary: TrainSummary): CommandStats {
+  const skipped = Object.values(summary.skipped).reduce((sum, count) => sum + count, 0);
+  return {
+    unit: 'steps',
+    items: summary.stepsRun,
+    rejects: skipped,
+    rejectsByReason: summary.skipped,
+    elapsedMs: summary.seconds.total * 1000,
+    interrupted: summary.stopped,
+    details: {
+      run: summary.run,
+      steps: summary.steps,
+      stepsRun: summary.stepsRun,
+      totalSteps: summary.totalSteps,
+      stopped: summary.stopped,
+      trainCount: summary.trainCount,
+      valCount: summary.valCount,
+      lastLoss: summary.lastLoss,
+      ...(summary.lastEval ? { lastEval: summary.lastEval } : {}),
+      ...(summary.checkpoint ? { checkpoint: summary.checkpoint } : {}),
+      ...(summary.model ? { model: summary.model } : {}),
+      cache: summary.cache,
+      seconds: summary.seconds,
+    },
+  };
+}

@@ -61,6 +61,8 @@ export interface EvaluateRunOptions extends SessionOptions {
   out?: string;
   /** Write report.html. @default true */
   report?: boolean;
+  /** Called after each batch of samples is embedded, and at each skipped one: for progress. @default none */
+  onProgress?: (progress: { samples: number; skipped: number }) => void;
 }
 
 /** One observation's results. */
@@ -177,18 +179,24 @@ export async function evaluateRun(run: string, sources: string | readonly string
         }
       }
     };
+    const progress = (): void => options.onProgress?.({ samples: keys.length, skipped: Object.values(skipped).reduce((sum, count) => sum + count, 0) });
     for await (const sample of readShards(sourceList)) {
       if (keys.length + batch.length >= limit) break;
       if (split === 'val' && !inHeldOutSplit(sample.key, config.valFraction)) continue;
       const pair = pairOf(sample);
       if (typeof pair === 'string') {
         skipped[pair] = (skipped[pair] ?? 0) + 1;
+        progress();
         continue;
       }
       batch.push(pair);
-      if (batch.length >= 64) await flush();
+      if (batch.length >= 64) {
+        await flush();
+        progress();
+      }
     }
     await flush();
+    progress();
     if (keys.length === 0) throw new MedsynError(ErrorCodes.EMPTY_INPUT, `Cannot evaluate on ${sourceList.join(' ')}: no usable sample${split === 'val' ? ' in the validation split' : ''}`);
 
     // Zero-shot: score = cos(image, positive prompt) − cos(image, negative prompt).

@@ -7,8 +7,11 @@
 import type { QualityReason, QualityVerdict } from './quality_filter.js';
 import { ScoreDistribution, type DistributionSummary } from './score_distribution.js';
 
-/** The scores {@link QualityTally} summarises, with the range of their bins. */
-const SCORES = {
+/**
+ * The scores {@link QualityTally} summarises, with the fixed range of their bins (one-pass
+ * histograms need their bins before the first value); the dataset report draws the same.
+ */
+export const QUALITY_SCORE_RANGES = {
   mean: { low: 0, high: 255 },
   contrast: { low: 0, high: 128 },
   entropy: { low: 0, high: 8 },
@@ -18,6 +21,7 @@ const SCORES = {
   whiteShare: { low: 0, high: 1 },
   alignment: { low: -1, high: 1 },
 } as const;
+const SCORES = QUALITY_SCORE_RANGES;
 
 /** A score {@link QualityTally} summarises. */
 export type ScoreName = keyof typeof SCORES;

@@ -39,6 +39,13 @@ export interface RunCleanOptions extends ReadReportsOptions, Omit<CleanReportsOp
    * others belong to other processes of the run and are not counted. @default undefined (all)
    */
   partition?: { index: number; count: number };
+  /**
+   * Stops reading when aborted (a signal): what was read is written, the output ends
+   * on a whole line, and the summary says `interrupted`. @default undefined
+   */
+  signal?: AbortSignal;
+  /** Called with the summary so far after each record (each batch with workers). @default undefined */
+  onProgress?: (summary: CleanSummary) => void;
 }
 
 /** What a cleaning run did. */
@@ -53,6 +60,8 @@ export interface CleanSummary {
   rejectedTotal: number;
   /** Wall-clock seconds. */
   seconds: number;
+  /** True when `signal` stopped the reading before the input ended. */
+  interrupted?: boolean;
 }
 
 /**
@@ -85,6 +94,16 @@ export async function runClean(input: string, output: Writable, options: RunClea
     if (rejectsFile) await rejectsFile.write(reject);
   }
 
+  const stopped = (): boolean => {
+    if (options.signal?.aborted) summary.interrupted = true;
+    return summary.interrupted === true;
+  };
+  const progress = (): void => {
+    if (!options.onProgress) return;
+    summary.seconds = (performance.now() - started) / 1000;
+    options.onProgress(summary);
+  };
+
   // Every record read gives one item, a line or a reject, in input order; the limit counts them.
   async function* inProcess(): AsyncGenerator<string> {
     let tokenCounter: TokenCounter = wordCountApproximation(options.maxTokens ?? 77);
@@ -95,12 +114,14 @@ export async function runClean(input: string, output: Writable, options: RunClea
     const read = readReports(input, options);
     const records = options.partition ? keepPartition(read, options.partition) : read;
     for await (const item of cleanReports(records, { ...options, tokenCounter })) {
+      if (stopped()) return;
       summary.read++;
       if (isReject(item)) await countReject(item);
       else {
         summary.cleaned++;
         yield JSON.stringify(item);
       }
+      progress();
       if (summary.read >= limit) return;
     }
   }
@@ -108,6 +129,7 @@ export async function runClean(input: string, output: Writable, options: RunClea
   // A batch at a time: the lines of a batch go out as one chunk.
   async function* onWorkers(): AsyncGenerator<string> {
     for await (const batch of cleanInWorkers(readReportBatches(input, options), { ...options, workers })) {
+      if (stopped()) return;
       const lines: string[] = [];
       for (const item of batch) {
         summary.read++;
@@ -119,6 +141,7 @@ export async function runClean(input: string, output: Writable, options: RunClea
         if (summary.read >= limit) break;
       }
       if (lines.length > 0) yield lines.join('\n');
+      progress();
       if (summary.read >= limit) return;
     }
   }
@@ -151,5 +174,5 @@ export function formatCleanSummary(summary: CleanSummary): string {
     .map(([reason, count]) => `${reason} ${count}`)
     .join(', ');
   const rate = summary.seconds > 0 ? Math.round(summary.read / summary.seconds) : 0;
-  return `${summary.cleaned} cleaned, ${summary.rejectedTotal} rejected${reasons ? ` (${reasons})` : ''} of ${summary.read} read in ${summary.seconds.toFixed(2)} s (${rate} reports/s)`;
+  return `${summary.interrupted ? 'interrupted: ' : ''}${summary.cleaned} cleaned, ${summary.rejectedTotal} rejected${reasons ? ` (${reasons})` : ''} of ${summary.read} read in ${summary.seconds.toFixed(2)} s (${rate} reports/s)`;
 }

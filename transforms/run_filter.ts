@@ -36,6 +36,11 @@ export interface RunFilterOptions extends QualityThresholds {
   endOutput?: boolean;
   /** Called after every sample with the summary so far. @default undefined */
   onProgress?: (summary: FilterSummary) => void;
+  /**
+   * Stops taking samples when aborted (a signal): those decided are written, the tar
+   * stream is ended, and the summary says `interrupted`. @default undefined
+   */
+  signal?: AbortSignal;
 }
 
 /** What a filtering run did. */
@@ -47,6 +52,8 @@ export interface FilterSummary {
   rejectedTotal: number;
   quality: QualitySummary;
   seconds: number;
+  /** True when `signal` stopped the run before the input ended. */
+  interrupted?: boolean;
 }
 
 /** Why medsyn-filter dropped a sample. */
@@ -112,12 +119,23 @@ export async function runFilter(input: AsyncIterable<Uint8Array>, output: Writab
     while (window.length > 0) yield await window.shift()!;
   }
 
+  const progress = (): void => {
+    if (!options.onProgress) return;
+    summary.seconds = (performance.now() - started) / 1000;
+    options.onProgress(summary);
+  };
+
   async function* kept(): AsyncGenerator<Sample> {
     for await (const { sample, image, depth, error } of decoded()) {
+      if (options.signal?.aborted) {
+        summary.interrupted = true;
+        return;
+      }
       summary.read++;
       const place = { id: sample.key, source: sample.url ?? '-', ...(sample.offset !== undefined ? { offset: sample.offset } : {}) };
       if (image === undefined) {
         await reject({ ...place, reason: 'bad_image', message: error ?? 'no image' });
+        progress();
         continue;
       }
       // Parsed once: it names the sample's report and receives the verdict.
@@ -125,6 +143,7 @@ export async function runFilter(input: AsyncIterable<Uint8Array>, output: Writab
       if (sample.parts.json !== undefined && json === undefined) {
         // Its verdict could not be recorded without losing what the JSON holds.
         await reject({ ...place, reason: 'bad_json', message: `sample ${sample.key} has a .json part that is not a JSON object` });
+        progress();
         continue;
       }
       const caption = sample.parts.txt ? Buffer.from(sample.parts.txt).toString('utf8') : '';
@@ -136,14 +155,12 @@ export async function runFilter(input: AsyncIterable<Uint8Array>, output: Writab
       tally.add(verdict);
       if (!verdict.passed) {
         await reject({ ...place, reason: 'quality_failed', reasons: verdict.reasons, quality: verdict, message: `Failed the quality checks: ${verdict.reasons.join(', ')}` });
+        progress();
         continue;
       }
       filter.keep(scores, sample.key, report);
       summary.kept++;
-      if (options.onProgress) {
-        summary.seconds = (performance.now() - started) / 1000;
-        options.onProgress(summary);
-      }
+      progress();
       yield { key: sample.key, parts: { ...sample.parts, json: withQuality(json, sample.key, verdict) } };
     }
   }
@@ -212,7 +229,7 @@ export function formatFilterSummary(summary: FilterSummary): string {
     .join(', ');
   const rate = summary.seconds > 0 ? summary.read / summary.seconds : 0;
   return [
-    `${summary.kept} kept, ${summary.rejectedTotal} rejected${reasons ? ` (${reasons})` : ''} of ${summary.read} read in ${summary.seconds.toFixed(2)} s (${rate.toFixed(1)} samples/s)`,
+    `${summary.interrupted ? 'interrupted: ' : ''}${summary.kept} kept, ${summary.rejectedTotal} rejected${reasons ? ` (${reasons})` : ''} of ${summary.read} read in ${summary.seconds.toFixed(2)} s (${rate.toFixed(1)} samples/s)`,
     formatQualitySummary(summary.quality),
   ].join('\n');
 }

@@ -4,6 +4,7 @@ import { dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import type { Sample } from '../../streams/sample.js';
+import { readShards } from '../../streams/shard_reader.js';
 import { decodeSamples } from '../../streams/tar_decoder.js';
 
 /** The project root. */
@@ -54,3 +55,22 @@ export const comparable = (sample: Sample) => ({
       ),
   ),
 });
+
+/** What {@link mergedSamples} found in a merged shard folder. */
+export interface MergedSamples {
+  /** Keys met more than once. */
+  twice: string[];
+  /** Each key's sample, comparable. */
+  byKey: Map<string, ReturnType<typeof comparable>>;
+}
+
+/** Every sample of a (merged) shard folder by key, and the keys met twice: to check it against one whole run. */
+export async function mergedSamples(dir: string): Promise<MergedSamples> {
+  const byKey = new Map<string, ReturnType<typeof comparable>>();
+  const twice: string[] = [];
+  for await (const sample of readShards(dir)) {
+    if (byKey.has(sample.key)) twice.push(sample.key);
+    byKey.set(sample.key, comparable(sample));
+  }
+  return { twice, byKey };
+}

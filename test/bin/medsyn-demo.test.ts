@@ -43,6 +43,10 @@ t.test('medsyn demo runs clean -> generate -> shard -> train -> evaluate and say
   t.ok(zeroShot, 'a zero-shot and probe line');
   t.match(result.stdout, /Held out +positive +negative +zero-shot +probe\n  Cardiomegaly +\d+ +\d+ +[\d.]+ +[\d.]+/);
 
+  const datasetPath = join(out, 'dataset.html');
+  t.match(result.stdout, /  report: +\d+ samples \(\d+ reports\) in 1 shard, [\d.]+ MB; 3 rejects \(no_section 2, too_short 1\); \d+ thumbnails/);
+  t.match(result.stdout, `the dataset's page: ${datasetPath}`);
+  t.match(readFileSync(datasetPath, 'utf8'), /<figure class="card"/, "the dataset's page has its grid");
   const metricsPath = join(out, 'run', 'metrics.json');
   const reportPath = join(out, 'run', 'report.html');
   t.match(result.stdout, `wrote ${metricsPath}`);

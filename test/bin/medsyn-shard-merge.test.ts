@@ -3,8 +3,8 @@ import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Sample } from '../../streams/sample.js';
 import type { ShardManifest } from '../../streams/shard_manifest.js';
-import { listShards, readShards } from '../../streams/shard_reader.js';
-import { ROOT, bin, comparable, samplesIn, sh } from './_pipes.js';
+import { listShards } from '../../streams/shard_reader.js';
+import { ROOT, bin, comparable, mergedSamples, samplesIn, sh } from './_pipes.js';
 
 const gen = bin('medsyn-gen');
 const shard = bin('medsyn-shard');
@@ -57,12 +57,9 @@ function registerTests(): void {
       manifest.shards.map((record) => record.name),
     );
 
-    const fromMerged = new Map<string, ReturnType<typeof comparable>>();
-    for await (const sample of readShards(out)) {
-      t.notOk(fromMerged.has(sample.key), `${sample.key} once`);
-      fromMerged.set(sample.key, comparable(sample));
-    }
-    t.equal(fromMerged.size, fromWhole.length, 'none lost, none twice');
+    const { twice, byKey: fromMerged } = await mergedSamples(out);
+    t.same(twice, [], 'none twice');
+    t.equal(fromMerged.size, fromWhole.length, 'none lost');
     t.same(fromWhole.map((sample) => fromMerged.get(sample.key)), fromWhole, 'every sample byte for byte but its timing');
 
     // A partition re-run resumes: it keeps its shards and writes nothing; the merge gives the same dataset.

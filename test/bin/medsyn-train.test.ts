@@ -23,7 +23,7 @@ t.test('medsyn-train then medsyn-eval work end to end through real processes', a
   t.match(summary, { stopped: false, trainCount: Number, valCount: Number, model: join(run, 'model') });
   t.match(trained.stderr, /medsyn-train: trained (\d+)\/\1 steps on \d+ pairs \(\d+ held out\), loss [\d.]+, val loss [\d.]+, R@1 image→text [\d.]+ text→image [\d.]+ \(chance [\d.]+\)/);
   t.ok(summary.lastEval.imageToText.r1 >= 5 / summary.valCount, `R@1 ${summary.lastEval.imageToText.r1}`);
-  t.same(readdirSync(join(run, 'model')).sort(), ['encoder', 'image_head.onnx', 'model.json', 'text_head.onnx'], 'a CLIP-style pair is copied as encoder/');
+  t.same(readdirSync(join(run, 'model')).sort(), ['encoder', 'image_embedder.onnx', 'image_head.onnx', 'model.json', 'text_embedder.onnx', 'text_head.onnx'], 'a CLIP-style pair is copied as encoder/');
   t.ok(readFileSync(join(run, 'log.ndjson'), 'utf8').split('\n').filter(Boolean).every((line) => typeof JSON.parse(line).event === 'string'), 'log.ndjson is NDJSON');
 
   const evaluated = await sh(`${evaluate} ${q(run)} --data ${q(shards)} --split val --threads 1`);
@@ -73,7 +73,7 @@ t.test('medsyn-train stops on Ctrl-C with a checkpoint and --resume finishes the
   t.equal(resumed.code, 0, resumed.stderr);
   const done = JSON.parse(resumed.stdout.toString());
   t.match(done, { stopped: false, steps: 400, stepsRun: 400 - stopped.steps });
-  t.same(readdirSync(join(run, 'model')).sort(), ['image_encoder', 'image_head.onnx', 'model.json', 'text_encoder', 'text_head.onnx'], 'the bundled ViT and BERT towers by default');
+  t.same(readdirSync(join(run, 'model')).sort(), ['image_embedder.onnx', 'image_encoder', 'image_head.onnx', 'model.json', 'text_embedder.onnx', 'text_encoder', 'text_head.onnx'], 'the bundled ViT and BERT towers by default');
   const config = JSON.parse(readFileSync(join(run, 'config.json'), 'utf8'));
   t.match(config.encoders, { image: /fixtures\/vit-tiny$/, text: /fixtures\/bert-tiny$/ });
 });

@@ -10,8 +10,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ShardManifest } from '../../streams/shard_manifest.js';
-import { readShards } from '../../streams/shard_reader.js';
-import { ROOT, bin, comparable, samplesIn, sh } from '../bin/_pipes.js';
+import { ROOT, bin, comparable, mergedSamples, samplesIn, sh } from '../bin/_pipes.js';
 import { documentedFlags, flagsIn, medsynCalls, packageCommands } from './_shell_commands.js';
 import { parseYamlDocuments, YamlSubsetError } from './_yaml.js';
 
@@ -274,13 +273,8 @@ t.test("the Job's script run as 4 indexes and the merge Job's script give exactl
   const fromWhole = (await samplesIn(whole.stdout)).map(comparable);
   const manifest = JSON.parse(readFileSync(join(out, 'manifest.json'), 'utf8')) as ShardManifest;
   t.match(manifest, { complete: true, partitions: 4, totals: { samples: fromWhole.length } });
-  const fromMerged = new Map<string, ReturnType<typeof comparable>>();
-  let twice = 0;
-  for await (const sample of readShards(out)) {
-    if (fromMerged.has(sample.key)) twice += 1;
-    fromMerged.set(sample.key, comparable(sample));
-  }
-  t.equal(twice, 0, 'no sample twice');
+  const { twice, byKey: fromMerged } = await mergedSamples(out);
+  t.same(twice, [], 'no sample twice');
   t.equal(fromMerged.size, fromWhole.length, 'none lost');
   t.same(fromWhole.map((sample) => fromMerged.get(sample.key)), fromWhole, 'every sample byte for byte but its timing');
   t.same(readdirSync(`${out}-rejects`).sort(), [0, 1, 2, 3].map((index) => `rejects-p000${index}.ndjson`));

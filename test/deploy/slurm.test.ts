@@ -8,8 +8,7 @@ import t from 'tap';
 import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, symlinkSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import type { ShardManifest } from '../../streams/shard_manifest.js';
-import { readShards } from '../../streams/shard_reader.js';
-import { ROOT, bin, comparable, samplesIn, sh } from '../bin/_pipes.js';
+import { ROOT, bin, comparable, mergedSamples, samplesIn, sh } from '../bin/_pipes.js';
 import { documentedFlags, flagsIn, medsynCalls, packageCommands } from './_shell_commands.js';
 import { slurmUnavailable, startSlurmCluster, type SlurmCluster } from './_slurm_cluster.js';
 
@@ -123,13 +122,8 @@ function registerTests(unavailable: string | undefined): void {
 
     const manifest = JSON.parse(readFileSync(join(out, 'manifest.json'), 'utf8')) as ShardManifest;
     t.match(manifest, { complete: true, partitions: 4, totals: { samples: fromWhole.length } });
-    const fromMerged = new Map<string, ReturnType<typeof comparable>>();
-    let twice = 0;
-    for await (const sample of readShards(out)) {
-      if (fromMerged.has(sample.key)) twice += 1;
-      fromMerged.set(sample.key, comparable(sample));
-    }
-    t.equal(twice, 0, 'no sample twice');
+    const { twice, byKey: fromMerged } = await mergedSamples(out);
+    t.same(twice, [], 'no sample twice');
     t.same([...fromMerged.keys()].sort(), fromWhole.map((sample) => sample.key).sort(), 'none lost, none added');
     t.same(fromWhole.map((sample) => fromMerged.get(sample.key)), fromWhole, 'every sample byte for byte but its timing');
 

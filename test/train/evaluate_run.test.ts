@@ -2,6 +2,7 @@ import t from 'tap';
 import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { findChromium, NO_CHROMIUM } from '../_chromium.js';
 import { makePhantomShards } from './_phantom_shards.js';
 import { trainContrastive } from '../../train/contrastive_trainer.js';
 import { DEFAULT_PROMPTS, evaluateRun } from '../../train/evaluate_run.js';
@@ -43,16 +44,8 @@ t.test('evaluateRun: zero-shot AUROC well above 0.5 for the findings phantoms dr
   t.match(html, /Pleural Effusion<\/td><td>\d+<\/td><td>\d+<\/td><td>0\.\d{3}/);
 });
 
-/** Debian's chromium (or another Chrome) when installed. */
-function findChromium(): string | undefined {
-  for (const name of ['chromium', 'chromium-browser', 'google-chrome']) {
-    if (spawnSync('which', [name]).status === 0) return name;
-  }
-  return undefined;
-}
-
 const chromium = findChromium();
-t.test('report.html renders in headless Chromium: curves drawn, every thumbnail decoded', { skip: chromium ? false : 'no chromium on this machine (apt-get install chromium)' }, async (t) => {
+t.test('report.html renders in headless Chromium: curves drawn, every thumbnail decoded', { skip: chromium ? false : NO_CHROMIUM }, async (t) => {
   const folder = t.testdir({});
   // A copy with a probe script: the report itself has none.
   const probe =

@@ -69,5 +69,7 @@ t.test('runGenerate stops after limit records, and uses a generator it is given 
   t.notOk(closed);
   await t.rejects(run(reportsDir, { limit: 0 }), { code: 'MEDSYN_ERR_INVALID_OPTION', option: 'limit' });
   await t.rejects(run(reportsDir, { backend: 'images' }), { code: 'MEDSYN_ERR_INVALID_OPTION', option: 'images' });
-  await t.rejects(run(reportsDir, { backend: 'onnx' as 'phantom' }), { code: 'MEDSYN_ERR_INVALID_OPTION', option: 'backend' });
+  await t.rejects(run(reportsDir, { backend: 'dalle' as 'phantom' }), { code: 'MEDSYN_ERR_INVALID_OPTION', option: 'backend' });
+  await t.rejects(run(reportsDir, { backend: 'onnx' }), { code: 'MEDSYN_ERR_INVALID_OPTION', option: 'model' });
+  await t.rejects(run(reportsDir, { backend: 'http', model: 'roentgen' }), { code: 'MEDSYN_ERR_INVALID_OPTION', option: 'endpoint' });
 });
