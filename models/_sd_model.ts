@@ -371,8 +371,10 @@ export async function loadSdModel(dir: string, session: SessionOptions): Promise
           const timeCount = timeSpec.form === 'scalar' ? 1 : timeSpec.form === 'rows' ? padded : timeSpec.length;
           const dims = timeSpec.form === 'scalar' ? [] : [timeCount];
           let time: Tensor;
-          if (timeSpec.type === 'int64') time = new ort.Tensor('int64', new BigInt64Array(timeCount).fill(BigInt(Math.round(t))), dims);
-          else if (timeSpec.type === 'int32') time = new ort.Tensor('int32', new Int32Array(timeCount).fill(Math.round(t)), dims);
+          // An integer timestep is the float one truncated, as diffusers' ONNX pipeline casts it
+          // (np.array([t], dtype=int64)): Euler's 978.61 is 978.
+          if (timeSpec.type === 'int64') time = new ort.Tensor('int64', new BigInt64Array(timeCount).fill(BigInt(Math.trunc(t))), dims);
+          else if (timeSpec.type === 'int32') time = new ort.Tensor('int32', new Int32Array(timeCount).fill(Math.trunc(t)), dims);
           else time = floatTensor(timeSpec.type, new Float32Array(timeCount).fill(t), dims);
           const feeds = {
             [sampleSpec.name]: floatTensor(sampleSpec.type, rowsOf(latents, latentSize, start, count, padded), [padded, channels, height, width]),

@@ -1,5 +1,6 @@
 /** Helpers for CLI tests: run a bash pipeline of the real binaries, read the tar they write. */
 import { spawn } from 'node:child_process';
+import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
@@ -73,4 +74,18 @@ export async function mergedSamples(dir: string): Promise<MergedSamples> {
     byKey.set(sample.key, comparable(sample));
   }
   return { twice, byKey };
+}
+
+/**
+ * Puts `commands` (names from package.json's `bin`) in folder `dir` as npm's bin shims
+ * would: small executable scripts that run node on `dist/bin/<name>.js`. (tsc does not
+ * make its output executable, so a link to it would not run from a fresh build.)
+ */
+export function installCommands(dir: string, commands: readonly string[]): void {
+  mkdirSync(dir, { recursive: true });
+  for (const command of commands) {
+    const path = join(dir, command);
+    writeFileSync(path, `#!/bin/sh\nexec ${JSON.stringify(process.execPath)} ${JSON.stringify(join(ROOT, 'dist', 'bin', `${command}.js`))} "$@"\n`);
+    chmodSync(path, 0o755);
+  }
 }

@@ -7,10 +7,10 @@
  */
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, symlinkSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ShardManifest } from '../../streams/shard_manifest.js';
-import { ROOT, bin, comparable, mergedSamples, samplesIn, sh } from '../bin/_pipes.js';
+import { ROOT, bin, comparable, installCommands, mergedSamples, samplesIn, sh } from '../bin/_pipes.js';
 import { documentedFlags, flagsIn, medsynCalls, packageCommands } from './_shell_commands.js';
 import { parseYamlDocuments, YamlSubsetError } from './_yaml.js';
 
@@ -236,8 +236,7 @@ t.test("the Job's script run as 4 indexes and the merge Job's script give exactl
   const dir = t.testdir({});
   // The image puts package.json's commands on PATH; so does this folder.
   const commands = join(dir, 'bin');
-  mkdirSync(commands);
-  for (const command of packageCommands()) symlinkSync(join(ROOT, 'dist', 'bin', `${command}.js`), join(commands, command));
+  installCommands(commands, packageCommands());
   const input = join(ROOT, 'fixtures', 'reports');
   const out = join(dir, 'data', 'medsyn-out');
   const genArgs = '--size 40';

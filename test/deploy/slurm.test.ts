@@ -5,10 +5,10 @@
  * unpartitioned run.
  */
 import t from 'tap';
-import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, symlinkSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import type { ShardManifest } from '../../streams/shard_manifest.js';
-import { ROOT, bin, comparable, mergedSamples, samplesIn, sh } from '../bin/_pipes.js';
+import { ROOT, bin, comparable, installCommands, mergedSamples, samplesIn, sh } from '../bin/_pipes.js';
 import { documentedFlags, flagsIn, medsynCalls, packageCommands } from './_shell_commands.js';
 import { slurmUnavailable, startSlurmCluster, type SlurmCluster } from './_slurm_cluster.js';
 
@@ -209,8 +209,7 @@ function registerTests(unavailable: string | undefined): void {
     const dir = t.testdir({});
     const out = join(dir, 'out');
     const commands = join(dir, 'bin');
-    mkdirSync(commands);
-    for (const command of ['medsyn-gen', 'medsyn-shard']) symlinkSync(join(ROOT, 'dist', 'bin', `${command}.js`), join(commands, command));
+    installCommands(commands, ['medsyn-gen', 'medsyn-shard']);
     const common = `MEDSYN_INPUT=${JSON.stringify(INPUT)} MEDSYN_OUT=${JSON.stringify(out)} MEDSYN_GEN_ARGS='--size 32 --limit 6' SLURM_ARRAY_JOB_ID=7 SLURM_ARRAY_TASK_COUNT=2 SLURM_ARRAY_TASK_MIN=0 SLURM_ARRAY_TASK_MAX=1`;
     const fromBin = await sh(`env -u MEDSYN_BIN ${common} MEDSYN_BIN=${JSON.stringify(join(ROOT, 'dist', 'bin'))} SLURM_ARRAY_TASK_ID=1 bash ${JSON.stringify(GEN_SCRIPT)}`, dir);
     t.equal(fromBin.code, 0, fromBin.stderr);
