@@ -1,6 +1,6 @@
 /**
  * `npm run bench`: runs every benchmark under bench/ (clean, shard, gen, quality,
- * engine, train), each in its own process with its figures asked for as JSON
+ * engine, train, onnx), each in its own process with its figures asked for as JSON
  * (`MEDSYN_BENCH_JSON`, see `_figures.ts`), and prints ONE table on stdout:
  * benchmark, figure, value, reference (measured in the same run), ratio. What the
  * benchmarks print themselves goes to stderr as they run.
@@ -33,6 +33,7 @@ export const BENCHMARKS: ReadonlyArray<{ name: string; quick: string[] }> = [
   { name: 'quality', quick: ['--images', '96', '--rounds', '1', '--stored', '50000', '--queries', '2000', '--scan-queries', '100'] },
   { name: 'engine', quick: ['--rounds', '4', '--steps', '5', '--warmup', '5'] },
   { name: 'train', quick: ['--samples', '200', '--size', '64', '--epochs', '2'] },
+  { name: 'onnx', quick: ['--quick'] },
 ];
 
 const { values } = parseArgs({

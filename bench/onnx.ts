@@ -1,0 +1,366 @@
+/**
+ * Benchmark of the `onnx` backend (Stable Diffusion on onnxruntime-node) on the CPU,
+ * with the tiny random-weight export in `fixtures/sd-tiny/`: how much of a run's wall
+ * time is the UNet, and how close end to end gets to the UNet's own rate.
+ *
+ * Each configuration (image size × batch) runs `medsyn-gen --backend onnx --model
+ * fixtures/sd-tiny --scheduler dpmpp-2m --steps 20` end to end in this process, as
+ * `medsyn-gen reports.ndjson > /dev/null` does it: `runGenerate` reads and cleans
+ * synthetic reports, generates with the backend (guidance 4: the unconditional and
+ * conditional halves in one UNet call, so a call runs 2 × batch rows), PNG-encodes and
+ * writes the WebDataset tar stream into a sink that discards it — once with the default
+ * quality checks (and regeneration) and once with `--skip-quality`.
+ *
+ * The models are timed where they run. onnxruntime-node's `run()` calls the native
+ * session synchronously on the main thread (it only defers the call with setImmediate;
+ * microsoft/onnxruntime#19611), so the three models never overlap each other or the
+ * JavaScript: the bench wraps the native binding's session class and adds up each
+ * model's calls — "UNet busy" is the union of the UNet's run intervals, which is their
+ * sum. Printed per run:
+ *
+ * - images/s: samples written / wall s (and images generated, regenerations included);
+ * - UNet steps/s: UNet calls / wall s — one call is one scheduler step of a whole batch
+ *   (2 × batch rows with guidance); image-steps/s = calls × images per call / wall s;
+ * - outside the UNet: 1 − UNet busy / wall (target: under 10 % at batch 8), and where
+ *   that time went: the text encoder, the VAE decoder, the event loop idle (waiting on
+ *   I/O or sharp's PNG threads), and the rest — JavaScript on the main thread (reading,
+ *   cleaning, tokenising, scheduler arithmetic, guidance mixing, pixels to bytes, the
+ *   main-thread part of PNG encoding, quality checks, tar) or the main thread waiting for
+ *   a CPU; the main thread's own CPU time (/proc/self/task) tells those two apart;
+ * - the time outside the UNet per image generated, the figure that carries over to a
+ *   real model: the share is that time / (that time + the UNet's time per image).
+ *
+ * Reference, measured in the same run: the UNet alone — the same session's run() in a
+ * tight loop on the feeds of its last call in the warm-up (same shapes) — as calls/s and
+ * the images/s it would allow (calls/s × batch / calls per image); the ratio end to end /
+ * alone says how close the pipeline gets to the UNet's own rate.
+ *
+ *     npm run bench:onnx [-- --quick] [-- --steps N --batch N --size PX --reports N --rounds R --threads T --only 256x8,64x1]
+ *
+ * @module
+ */
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { mkdir } from 'node:fs/promises';
+import { availableParallelism, cpus, loadavg } from 'node:os';
+import { dirname, join } from 'node:path';
+import { Writable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import type { InferenceSession } from 'onnxruntime-node';
+import { syntheticReports } from './_mimic_corpus.js';
+import { reportFigures, type Figure } from './_figures.js';
+import type { GenerationRequest } from '../models/generator.js';
+import { createOnnxSdGenerator } from '../models/onnx_sd_generator.js';
+import { ort } from '../train/session.js';
+import { runGenerate } from '../transforms/run_generate.js';
+
+const { values } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    steps: { type: 'string', default: '20' },
+    batch: { type: 'string', default: '8' },
+    size: { type: 'string', default: '256' },
+    reports: { type: 'string' },
+    rounds: { type: 'string' },
+    threads: { type: 'string', default: '0' },
+    only: { type: 'string' },
+  },
+});
+const QUICK = values.quick;
+const STEPS = Number(values.steps);
+const BATCH = Number(values.batch);
+const LARGE = Number(values.size);
+const REPORTS = Number(values.reports ?? (QUICK ? 64 : 192));
+const ROUNDS = Number(values.rounds ?? (QUICK ? 1 : 3));
+const THREADS = Number(values.threads);
+/** `--only 256x8,64x1`: just these configurations (size x batch). */
+const ONLY = values.only?.split(',').map((entry) => entry.trim());
+const SCHEDULER = 'dpmpp-2m';
+/** The UNet-alone loop runs at least this long (and at least half the calls of a run). */
+const ALONE_MS = QUICK ? 400 : 1500;
+const TARGET = 0.1;
+for (const [name, value] of Object.entries({ steps: STEPS, batch: BATCH, size: LARGE, reports: REPORTS, rounds: ROUNDS })) {
+  if (!Number.isInteger(value) || value < 1) throw new Error(`bench/onnx: --${name} must be a positive integer, got ${String(value)}`);
+}
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const outRoot = join(root, 'bench', 'out', 'onnx');
+const MODEL = join(root, 'fixtures', 'sd-tiny');
+
+function median(numbers: number[]): number {
+  const sorted = [...numbers].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)]!;
+}
+
+// --- Session timing -------------------------------------------------------------------
+
+type Kind = 'text' | 'unet' | 'vae';
+
+/**
+ * Time inside each model. onnxruntime-node runs a session synchronously on the main
+ * thread (`InferenceSession.run` defers the native call with setImmediate; only each op
+ * is spread over the intra-op threads), so the native calls never overlap: a model's busy
+ * time is the sum of its calls, and their union with the others' is the sum of the three.
+ */
+class SessionClock {
+  readonly busy: Record<Kind, number> = { text: 0, unet: 0, vae: 0 };
+  readonly calls: Record<Kind, number> = { text: 0, unet: 0, vae: 0 };
+  readonly #loop = performance.eventLoopUtilization();
+
+  add(kind: Kind, milliseconds: number): void {
+    this.busy[kind] += milliseconds;
+    this.calls[kind]++;
+  }
+
+  /** Milliseconds the event loop was idle (waiting on I/O, sharp's threads, timers) since the clock started. */
+  idle(): number {
+    return performance.eventLoopUtilization(this.#loop).idle;
+  }
+}
+
+let clock: SessionClock | undefined;
+
+/**
+ * CPU milliseconds of this process's main thread (user + system, from
+ * /proc/self/task/PID/stat in clock ticks of 10 ms); NaN where /proc is unavailable.
+ */
+function mainThreadCpuMs(): number {
+  try {
+    const stat = readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) * 10;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+// The native session's run(): the model's own time, without the setImmediate wait before it.
+// Its prototype's run is read-only, so the binding's class is replaced by a subclass whose
+// instances time their own run() (sessions are opened after this module has loaded).
+type NativeRun = (feeds: Record<string, unknown>, ...rest: unknown[]) => unknown;
+type NativeSession = new (...args: unknown[]) => { run: NativeRun };
+const require = createRequire(import.meta.url);
+const { binding } = require(join(dirname(require.resolve('onnxruntime-node')), 'binding.js')) as { binding: { InferenceSession: NativeSession } };
+const Native = binding.InferenceSession;
+binding.InferenceSession = class TimedSession extends Native {
+  constructor(...args: unknown[]) {
+    super(...args);
+    const nativeRun = super.run.bind(this);
+    Object.defineProperty(this, 'run', {
+      value(feeds: Record<string, unknown>, ...rest: unknown[]): unknown {
+        const kind: Kind = 'input_ids' in feeds ? 'text' : 'sample' in feeds ? 'unet' : 'vae';
+        const started = performance.now();
+        try {
+          return nativeRun(feeds, ...rest);
+        } finally {
+          clock?.add(kind, performance.now() - started);
+        }
+      },
+    });
+  }
+};
+
+// The JavaScript session's run(): remembers the UNet's latest call for the UNet-alone loop.
+type Run = (this: InferenceSession, ...args: unknown[]) => Promise<unknown>;
+const prototype = (ort.InferenceSession as unknown as { prototype: { run: Run } }).prototype;
+const originalRun = prototype.run;
+let lastUnet: { session: InferenceSession; args: unknown[] } | undefined;
+prototype.run = function (this: InferenceSession, ...args: unknown[]) {
+  if (this.inputNames.includes('sample')) lastUnet = { session: this, args };
+  return originalRun.apply(this, args);
+};
+
+// --- Runs -----------------------------------------------------------------------------
+
+/** The corpus as raw-report NDJSON (cleaned by the run, as part of what is timed). */
+function corpus(): string {
+  const file = join(outRoot, `reports-${REPORTS}.ndjson`);
+  if (!existsSync(file)) {
+    const lines = [...syntheticReports(REPORTS, 13)].map((report) => JSON.stringify({ id: report.studyId, subjectId: report.subjectId, text: report.text }));
+    writeFileSync(file, `${lines.join('\n')}\n`);
+  }
+  return file;
+}
+
+/** A tar stream's destination that keeps nothing (`> /dev/null`). */
+function sink(): Writable {
+  return new Writable({
+    write(_chunk, _encoding, callback) {
+      callback();
+    },
+  });
+}
+
+interface EndToEnd {
+  seconds: number;
+  samples: number;
+  generated: number;
+  clock: SessionClock;
+  /** Milliseconds the event loop was idle. */
+  idle: number;
+  /** CPU milliseconds of the main thread, and of the whole process (all threads). */
+  mainCpu: number;
+  processCpu: number;
+}
+
+interface Config {
+  size: number;
+  batch: number;
+}
+
+const warmupPrompts = ['No acute cardiopulmonary process.', 'Small left pleural effusion.', 'Moderate cardiomegaly with pulmonary edema.'];
+
+interface Measured {
+  /** UNet calls/s of the loop, and the native milliseconds per call in it. */
+  alone: number;
+  aloneMsPerCall: number;
+  callsPerImage: number;
+  runs: { on: EndToEnd[]; off: EndToEnd[] };
+}
+
+async function measureConfig(file: string, { size, batch }: Config): Promise<Measured> {
+  const generator = await createOnnxSdGenerator({ model: MODEL, size, steps: STEPS, scheduler: SCHEDULER, threads: THREADS });
+  try {
+    // Warm-up (session first runs, allocations), untimed; it leaves the UNet feeds of a full batch.
+    const warm: GenerationRequest[] = Array.from({ length: batch }, (_, i) => {
+      const prompt = warmupPrompts[i % warmupPrompts.length]!;
+      return { key: `warm${i}`, report: { id: `warm${i}`, source: 'bench', text: prompt, prompt, caption: prompt } as unknown as GenerationRequest['report'], variant: 0, attempt: 0, seed: i };
+    });
+    lastUnet = undefined;
+    const [image] = await generator.generate(warm);
+    const meta = image && 'meta' in image ? image.meta : undefined;
+    const callsPerImage = Number(meta?.['unetCalls'] ?? STEPS);
+    const unet = lastUnet as { session: InferenceSession; args: unknown[] } | undefined;
+    if (!unet) throw new Error('bench/onnx: the warm-up ran no UNet call');
+
+    const runs = { on: [] as EndToEnd[], off: [] as EndToEnd[] };
+    const alone: number[] = [];
+    const aloneMs: number[] = [];
+    const loopCalls = Math.max(callsPerImage, Math.ceil((REPORTS / batch) * callsPerImage / 2));
+    for (let round = 0; round < ROUNDS; round++) {
+      // The UNet alone: the same session, the same feeds, back to back.
+      clock = new SessionClock();
+      const started = performance.now();
+      let done = 0;
+      while (done < loopCalls || performance.now() - started < ALONE_MS) {
+        await originalRun.apply(unet.session, unet.args);
+        done++;
+      }
+      alone.push(done / ((performance.now() - started) / 1000));
+      aloneMs.push(clock.busy.unet / clock.calls.unet);
+      for (const checks of ['on', 'off'] as const) {
+        clock = new SessionClock();
+        const mainBefore = mainThreadCpuMs();
+        const processBefore = process.cpuUsage();
+        const begun = performance.now();
+        const summary = await runGenerate(file, sink(), { generator, batchSize: batch, size, ...(checks === 'off' ? { checks: false } : {}) });
+        const seconds = (performance.now() - begun) / 1000;
+        const processUsed = process.cpuUsage(processBefore);
+        runs[checks].push({
+          seconds,
+          samples: summary.samples,
+          generated: summary.generated,
+          clock,
+          idle: clock.idle(),
+          mainCpu: mainThreadCpuMs() - mainBefore,
+          processCpu: (processUsed.user + processUsed.system) / 1000,
+        });
+        clock = undefined;
+      }
+    }
+    clock = undefined;
+    return { alone: median(alone), aloneMsPerCall: median(aloneMs), callsPerImage, runs };
+  } finally {
+    await generator.close();
+  }
+}
+
+function pct(fraction: number): string {
+  return `${(100 * fraction).toFixed(1)} %`;
+}
+
+function pad(label: string): string {
+  return `    ${label}`.padEnd(58);
+}
+
+async function main(): Promise<void> {
+  await mkdir(outRoot, { recursive: true });
+  const file = corpus();
+  const cpu = cpus()[0]?.model ?? 'unknown CPU';
+  const configs: Config[] = [
+    { size: 64, batch: BATCH },
+    { size: 64, batch: 1 },
+    { size: LARGE, batch: BATCH },
+    ...(QUICK || LARGE === 64 ? [] : [{ size: LARGE, batch: 1 }]),
+  ]
+    .filter((config, i, all) => all.findIndex((other) => other.size === config.size && other.batch === config.batch) === i)
+    .filter((config) => !ONLY || ONLY.includes(`${config.size}x${config.batch}`));
+  console.log(`bench/onnx: fixtures/sd-tiny on the CPU, ${SCHEDULER} ${STEPS} steps, guidance 4, ${REPORTS} synthetic reports per run, ${ROUNDS} round(s) (median)`);
+  console.log(`machine: ${availableParallelism()} × ${cpu}, Node ${process.version}, onnxruntime threads ${THREADS === 0 ? 'one per core' : THREADS}, load ${loadavg().map((v) => v.toFixed(2)).join(' ')}`);
+  console.log('end to end: runGenerate (read, clean, generate, PNG, tar) into a discarding sink, as medsyn-gen --backend onnx > /dev/null');
+  console.log('UNet steps/s: UNet calls per wall second; a call is one scheduler step of the whole batch (2 × batch rows with guidance)');
+
+  const figures: Figure[] = [];
+  for (const config of configs) {
+    const { alone, aloneMsPerCall, callsPerImage, runs } = await measureConfig(file, config);
+    const aloneImages = (alone * config.batch) / callsPerImage;
+    console.log('');
+    console.log(`${config.size}×${config.size} px, batch ${config.batch} (${callsPerImage} UNet calls per batch, ${2 * config.batch} rows each)`);
+    console.log(`${pad('UNet alone (same session, same feeds, a loop)')}${alone.toFixed(1)} calls/s = ${aloneImages.toFixed(2)} images/s   (${aloneMsPerCall.toFixed(2)} ms in the model per call)`);
+    for (const [checks, label] of [['on', 'default quality checks'], ['off', '--skip-quality']] as const) {
+      const measured = runs[checks];
+      const pick = measured.find((run) => run.seconds === median(measured.map((r) => r.seconds)))!;
+      const wallMs = pick.seconds * 1000;
+      const c = pick.clock;
+      const images = pick.samples / pick.seconds;
+      const calls = c.calls.unet / pick.seconds;
+      const outside = 1 - c.busy.unet / wallMs;
+      const idle = pick.idle / wallMs;
+      const js = 1 - (c.busy.unet + c.busy.text + c.busy.vae + pick.idle) / wallMs;
+      console.log(`  end to end, ${label}:`);
+      console.log(`${pad('images/s (written; generated incl. regenerations)')}${images.toFixed(2)} (${(pick.generated / pick.seconds).toFixed(2)} generated)   ${(images / aloneImages).toFixed(2)} × UNet alone`);
+      console.log(`${pad('UNet steps/s (calls / wall s)')}${calls.toFixed(1)}   (${((calls * config.batch)).toFixed(0)} image-steps/s; ${(c.busy.unet / c.calls.unet).toFixed(2)} ms in the model per call)`);
+      const verdict = config.batch === BATCH ? `   (target < 10 % at batch ${BATCH}: ${outside < TARGET ? 'met' : 'NOT met'})` : '';
+      console.log(`${pad('share of wall time outside the UNet')}${pct(outside)}${verdict}`);
+      console.log(`${pad('  text encoder')}${pct(c.busy.text / wallMs)}   (${c.calls.text} calls)`);
+      console.log(`${pad('  VAE decoder')}${pct(c.busy.vae / wallMs)}   (${c.calls.vae} calls)`);
+      console.log(`${pad('  event loop idle (sharp\'s PNG threads, I/O)')}${pct(idle)}`);
+      console.log(`${pad('  other JavaScript on the main thread')}${pct(js)}`);
+      const perImage = (ms: number): string => `${(ms / pick.generated).toFixed(2)} ms`;
+      console.log(
+        `${pad('outside the UNet, per image generated')}${perImage(wallMs - c.busy.unet)}   (text ${perImage(c.busy.text)}, VAE ${perImage(c.busy.vae)}, idle ${perImage(pick.idle)}, JS ${perImage(wallMs - c.busy.unet - c.busy.text - c.busy.vae - pick.idle)})`,
+      );
+      console.log(
+        `${pad('main thread on a CPU / wall (rest: waiting for one)')}${pct(pick.mainCpu / wallMs)}   (idle ${pct(idle)}; the process used ${(pick.processCpu / wallMs).toFixed(2)} cores)`,
+      );
+      console.log(`${pad('wall')}${pick.seconds.toFixed(2)} s for ${pick.samples} samples, ${c.calls.unet} UNet calls`);
+      // The table gets every figure of batch BATCH and the default-checks ones of batch 1.
+      const full = config.batch === BATCH;
+      if (!full && checks === 'off') continue;
+      const name = `sd-tiny ${config.size}² batch ${config.batch}, ${checks === 'on' ? 'checks on' : '--skip-quality'}`;
+      figures.push({
+        figure: `${name}: end to end`,
+        value: images,
+        unit: 'images/s',
+        reference: { label: 'the UNet alone, same session and shapes', value: aloneImages },
+      });
+      if (full && checks === 'on') {
+        figures.push({ figure: `${name}: UNet steps (calls per wall s)`, value: calls, unit: 'calls/s', reference: { label: 'the UNet alone', value: alone } });
+      }
+      figures.push({
+        figure: `${name}: wall time outside the UNet`,
+        value: 100 * outside,
+        unit: '%',
+        reference: null,
+        ...(full ? { note: `target < 10 at batch ${BATCH}` } : {}),
+      });
+      if (full && checks === 'on') {
+        figures.push({ figure: `${name}: time outside the UNet per image`, value: (wallMs - c.busy.unet) / pick.generated, unit: 'ms', reference: null });
+      }
+    }
+  }
+  reportFigures('onnx', figures);
+}
+
+await main();
