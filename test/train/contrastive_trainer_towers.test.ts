@@ -15,10 +15,10 @@ t.test('trainContrastive learns the phantom findings on the random-weight ViT an
   const dir = t.testdir({});
   await makePhantomShards(dir, 400);
   const run = join(dir, 'run');
-  const summary = await trainContrastive(join(dir, 'shards'), run, { encoders: towers, epochs: 30, batchSize: 16, lr: 1e-2, valFraction: 0.2, evalEvery: 100, intraOpThreads: 1 });
+  const summary = await trainContrastive(join(dir, 'shards'), run, { encoders: towers, epochs: 60, batchSize: 16, lr: 1e-2, valFraction: 0.2, evalEvery: 100, intraOpThreads: 1 });
   const e = summary.lastEval!;
   const chance = 1 / e.valCount;
-  t.ok(e.imageToText.r1 >= 3 * chance && e.textToImage.r1 >= 3 * chance, `held-out R@1 ${e.imageToText.r1.toFixed(3)} / ${e.textToImage.r1.toFixed(3)}, chance ${chance.toFixed(3)}`);
+  t.ok(e.imageToText.r1 >= 5 * chance && e.textToImage.r1 >= 5 * chance, `held-out R@1 ${e.imageToText.r1.toFixed(3)} / ${e.textToImage.r1.toFixed(3)} at least 5 × chance ${chance.toFixed(3)}`);
   t.ok(e.imageToText.r5 >= 3 * 5 * chance && e.textToImage.r5 >= 3 * 5 * chance, `held-out R@5 ${e.imageToText.r5.toFixed(3)} / ${e.textToImage.r5.toFixed(3)}, chance ${(5 * chance).toFixed(3)}`);
   t.same(
     readdirSync(join(run, 'model')).sort(),
@@ -40,5 +40,5 @@ t.test('trainContrastive learns the phantom findings on the random-weight ViT an
   const effusion = metrics.observations['pleuralEffusion']!;
   t.ok(effusion.zeroShotAuroc! > 0.75, `pleural effusion zero-shot AUROC ${effusion.zeroShotAuroc!.toFixed(3)}`);
   t.ok(metrics.probe!.macroAuroc! > 0.65, `linear probe macro AUROC ${metrics.probe!.macroAuroc!.toFixed(3)}`);
-  t.ok(metrics.zeroShot.macroAuroc! > 0.55, `zero-shot macro AUROC ${metrics.zeroShot.macroAuroc!.toFixed(3)}`);
+  t.ok(metrics.zeroShot.macroAuroc! > 0.65, `zero-shot macro AUROC ${metrics.zeroShot.macroAuroc!.toFixed(3)}`);
 });
