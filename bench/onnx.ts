@@ -11,27 +11,23 @@
  * writes the WebDataset tar stream into a sink that discards it — once with the default
  * quality checks (and regeneration) and once with `--skip-quality`.
  *
- * The models are timed where they run. onnxruntime-node's `run()` calls the native
- * session synchronously on the main thread (it only defers the call with setImmediate;
- * microsoft/onnxruntime#19611), so the three models never overlap each other or the
- * JavaScript: the bench wraps the native binding's session class and adds up each
- * model's calls — "UNet busy" is the union of the UNet's run intervals, which is their
- * sum. Printed per run:
+ * The models run on worker threads, one per model (onnxruntime-node's `run()` blocks the
+ * thread that calls it; microsoft/onnxruntime#19611), so the text encoder, the VAE and the
+ * JavaScript can run while the UNet does. The generator reports every native run
+ * (`watchSdRuns`); "UNet busy" is the sum of the UNet's runs, which never overlap each
+ * other. Printed per run:
  *
  * - images/s: samples written / wall s (and images generated, regenerations included);
  * - UNet steps/s: UNet calls / wall s — one call is one scheduler step of a whole batch
  *   (2 × batch rows with guidance); image-steps/s = calls × images per call / wall s;
- * - outside the UNet: 1 − UNet busy / wall (target: under 10 % at batch 8), and where
- *   that time went: the text encoder, the VAE decoder, the event loop idle (waiting on
- *   I/O or sharp's PNG threads), and the rest — JavaScript on the main thread (reading,
- *   cleaning, tokenising, scheduler arithmetic, guidance mixing, pixels to bytes, the
- *   main-thread part of PNG encoding, quality checks, tar) or the main thread waiting for
- *   a CPU; the main thread's own CPU time (/proc/self/task) tells those two apart;
+ * - outside the UNet: 1 − UNet busy / wall (target: under 10 % at batch 8), with the text
+ *   encoder's and the VAE decoder's busy shares (they may overlap the UNet now), the main
+ *   thread's event loop idle share and CPU time;
  * - the time outside the UNet per image generated, the figure that carries over to a
  *   real model: the share is that time / (that time + the UNet's time per image).
  *
- * Reference, measured in the same run: the UNet alone — the same session's run() in a
- * tight loop on the feeds of its last call in the warm-up (same shapes) — as calls/s and
+ * Reference, measured in the same run: the UNet alone — the same model file in a session
+ * on this thread, run in a tight loop on zero feeds of the run's shapes — as calls/s and
  * the images/s it would allow (calls/s × batch / calls per image); the ratio end to end /
  * alone says how close the pipeline gets to the UNet's own rate.
  *
@@ -40,7 +36,6 @@
  * @module
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { mkdir } from 'node:fs/promises';
 import { availableParallelism, cpus, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -51,8 +46,9 @@ import type { InferenceSession } from 'onnxruntime-node';
 import { syntheticReports } from './_mimic_corpus.js';
 import { reportFigures, type Figure } from './_figures.js';
 import type { GenerationRequest } from '../models/generator.js';
+import { watchSdRuns } from '../models/_sd_model.js';
 import { createOnnxSdGenerator } from '../models/onnx_sd_generator.js';
-import { ort } from '../train/session.js';
+import { openSession, ort } from '../train/session.js';
 import { runGenerate } from '../transforms/run_generate.js';
 
 const { values } = parseArgs({
@@ -135,41 +131,33 @@ function mainThreadCpuMs(): number {
   }
 }
 
-// The native session's run(): the model's own time, without the setImmediate wait before it.
-// Its prototype's run is read-only, so the binding's class is replaced by a subclass whose
-// instances time their own run() (sessions are opened after this module has loaded).
-type NativeRun = (feeds: Record<string, unknown>, ...rest: unknown[]) => unknown;
-type NativeSession = new (...args: unknown[]) => { run: NativeRun };
-const require = createRequire(import.meta.url);
-const { binding } = require(join(dirname(require.resolve('onnxruntime-node')), 'binding.js')) as { binding: { InferenceSession: NativeSession } };
-const Native = binding.InferenceSession;
-binding.InferenceSession = class TimedSession extends Native {
-  constructor(...args: unknown[]) {
-    super(...args);
-    const nativeRun = super.run.bind(this);
-    Object.defineProperty(this, 'run', {
-      value(feeds: Record<string, unknown>, ...rest: unknown[]): unknown {
-        const kind: Kind = 'input_ids' in feeds ? 'text' : 'sample' in feeds ? 'unet' : 'vae';
-        const started = performance.now();
-        try {
-          return nativeRun(feeds, ...rest);
-        } finally {
-          clock?.add(kind, performance.now() - started);
-        }
-      },
-    });
-  }
-};
+// Every native run of the generator's models, as its worker threads report them.
+watchSdRuns((run) => clock?.add(run.kind, run.end - run.start));
 
-// The JavaScript session's run(): remembers the UNet's latest call for the UNet-alone loop.
-type Run = (this: InferenceSession, ...args: unknown[]) => Promise<unknown>;
-const prototype = (ort.InferenceSession as unknown as { prototype: { run: Run } }).prototype;
-const originalRun = prototype.run;
-let lastUnet: { session: InferenceSession; args: unknown[] } | undefined;
-prototype.run = function (this: InferenceSession, ...args: unknown[]) {
-  if (this.inputNames.includes('sample')) lastUnet = { session: this, args };
-  return originalRun.apply(this, args);
-};
+/** The UNet alone: its model file in a session on this thread, with zero feeds of a batch's shapes. */
+async function unetAlone(size: number, batch: number): Promise<{ session: InferenceSession; feeds: Record<string, InstanceType<typeof ort.Tensor>> }> {
+  const session = await openSession(join(MODEL, 'unet', 'model.onnx'), THREADS === 0 ? {} : { intraOpThreads: THREADS });
+  const rows = 2 * batch;
+  const meta = (name: string) => {
+    const entry = session.inputMetadata.find((m) => m.name === name);
+    if (!entry?.isTensor) throw new Error(`bench/onnx: the UNet has no tensor input ${name}`);
+    return entry;
+  };
+  const hidden = Number(meta('encoder_hidden_states').shape[2]);
+  const latent = size / 8;
+  const timestep = meta('timestep');
+  const timeDims = timestep.shape.length === 0 ? [] : [rows];
+  const timeCount = timeDims.length === 0 ? 1 : rows;
+  const feeds = {
+    sample: new ort.Tensor('float32', new Float32Array(rows * 4 * latent * latent), [rows, 4, latent, latent]),
+    timestep:
+      timestep.type === 'int64'
+        ? new ort.Tensor('int64', new BigInt64Array(timeCount).fill(500n), timeDims)
+        : new ort.Tensor('float32', new Float32Array(timeCount).fill(500), timeDims),
+    encoder_hidden_states: new ort.Tensor('float32', new Float32Array(rows * 77 * hidden), [rows, 77, hidden]),
+  };
+  return { session, feeds };
+}
 
 // --- Runs -----------------------------------------------------------------------------
 
@@ -227,12 +215,11 @@ async function measureConfig(file: string, { size, batch }: Config): Promise<Mea
       const prompt = warmupPrompts[i % warmupPrompts.length]!;
       return { key: `warm${i}`, report: { id: `warm${i}`, source: 'bench', text: prompt, prompt, caption: prompt } as unknown as GenerationRequest['report'], variant: 0, attempt: 0, seed: i };
     });
-    lastUnet = undefined;
     const [image] = await generator.generate(warm);
     const meta = image && 'meta' in image ? image.meta : undefined;
     const callsPerImage = Number(meta?.['unetCalls'] ?? STEPS);
-    const unet = lastUnet as { session: InferenceSession; args: unknown[] } | undefined;
-    if (!unet) throw new Error('bench/onnx: the warm-up ran no UNet call');
+    const unet = await unetAlone(size, batch);
+    await unet.session.run(unet.feeds);
 
     const runs = { on: [] as EndToEnd[], off: [] as EndToEnd[] };
     const alone: number[] = [];
@@ -240,15 +227,15 @@ async function measureConfig(file: string, { size, batch }: Config): Promise<Mea
     const loopCalls = Math.max(callsPerImage, Math.ceil((REPORTS / batch) * callsPerImage / 2));
     for (let round = 0; round < ROUNDS; round++) {
       // The UNet alone: the same session, the same feeds, back to back.
-      clock = new SessionClock();
       const started = performance.now();
       let done = 0;
       while (done < loopCalls || performance.now() - started < ALONE_MS) {
-        await originalRun.apply(unet.session, unet.args);
+        await unet.session.run(unet.feeds);
         done++;
       }
-      alone.push(done / ((performance.now() - started) / 1000));
-      aloneMs.push(clock.busy.unet / clock.calls.unet);
+      const aloneSeconds = (performance.now() - started) / 1000;
+      alone.push(done / aloneSeconds);
+      aloneMs.push((1000 * aloneSeconds) / done);
       for (const checks of ['on', 'off'] as const) {
         clock = new SessionClock();
         const mainBefore = mainThreadCpuMs();
@@ -270,6 +257,7 @@ async function measureConfig(file: string, { size, batch }: Config): Promise<Mea
       }
     }
     clock = undefined;
+    await unet.session.release();
     return { alone: median(alone), aloneMsPerCall: median(aloneMs), callsPerImage, runs };
   } finally {
     await generator.close();
@@ -317,20 +305,16 @@ async function main(): Promise<void> {
       const calls = c.calls.unet / pick.seconds;
       const outside = 1 - c.busy.unet / wallMs;
       const idle = pick.idle / wallMs;
-      const js = 1 - (c.busy.unet + c.busy.text + c.busy.vae + pick.idle) / wallMs;
       console.log(`  end to end, ${label}:`);
       console.log(`${pad('images/s (written; generated incl. regenerations)')}${images.toFixed(2)} (${(pick.generated / pick.seconds).toFixed(2)} generated)   ${(images / aloneImages).toFixed(2)} × UNet alone`);
       console.log(`${pad('UNet steps/s (calls / wall s)')}${calls.toFixed(1)}   (${((calls * config.batch)).toFixed(0)} image-steps/s; ${(c.busy.unet / c.calls.unet).toFixed(2)} ms in the model per call)`);
       const verdict = config.batch === BATCH ? `   (target < 10 % at batch ${BATCH}: ${outside < TARGET ? 'met' : 'NOT met'})` : '';
       console.log(`${pad('share of wall time outside the UNet')}${pct(outside)}${verdict}`);
-      console.log(`${pad('  text encoder')}${pct(c.busy.text / wallMs)}   (${c.calls.text} calls)`);
-      console.log(`${pad('  VAE decoder')}${pct(c.busy.vae / wallMs)}   (${c.calls.vae} calls)`);
-      console.log(`${pad('  event loop idle (sharp\'s PNG threads, I/O)')}${pct(idle)}`);
-      console.log(`${pad('  other JavaScript on the main thread')}${pct(js)}`);
+      console.log(`${pad('  text encoder busy (its own thread)')}${pct(c.busy.text / wallMs)}   (${c.calls.text} calls)`);
+      console.log(`${pad('  VAE decoder busy (its own thread)')}${pct(c.busy.vae / wallMs)}   (${c.calls.vae} calls)`);
+      console.log(`${pad('  main thread event loop idle')}${pct(idle)}`);
       const perImage = (ms: number): string => `${(ms / pick.generated).toFixed(2)} ms`;
-      console.log(
-        `${pad('outside the UNet, per image generated')}${perImage(wallMs - c.busy.unet)}   (text ${perImage(c.busy.text)}, VAE ${perImage(c.busy.vae)}, idle ${perImage(pick.idle)}, JS ${perImage(wallMs - c.busy.unet - c.busy.text - c.busy.vae - pick.idle)})`,
-      );
+      console.log(`${pad('outside the UNet, per image generated')}${perImage(wallMs - c.busy.unet)}   (text busy ${perImage(c.busy.text)}, VAE busy ${perImage(c.busy.vae)})`);
       console.log(
         `${pad('main thread on a CPU / wall (rest: waiting for one)')}${pct(pick.mainCpu / wallMs)}   (idle ${pct(idle)}; the process used ${(pick.processCpu / wallMs).toFixed(2)} cores)`,
       );

@@ -1,60 +1,73 @@
 /**
- * A Stable Diffusion export folder as the `onnx` backend runs it: the configs,
- * the tokenizer and three onnxruntime sessions, with the inputs and outputs read
- * from the models themselves (names, element types, fixed or symbolic
- * dimensions), and one function per model that takes and gives float32 rows
- * whatever the model's own types are. Private to `onnx_sd_generator.ts`.
+ * A Stable Diffusion export folder as the `onnx` backend runs it: the configs, the
+ * tokenizer and three onnxruntime sessions, each on its own worker thread
+ * (`_sd_worker.ts`), with the inputs and outputs read from the models themselves
+ * (names, element types, fixed or symbolic dimensions). onnxruntime-node's `run()`
+ * blocks the thread that calls it for the whole native call, so one thread per model
+ * is what lets the text encoder, the UNet and the VAE decoder work at the same time,
+ * with the main thread free for the pipeline's own work. Buffers move between the
+ * threads without copies. Private to `onnx_sd_generator.ts`.
  *
  * @module
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
-import type { InferenceSession, Tensor } from 'onnxruntime-node';
+import { Worker } from 'node:worker_threads';
+import type { InferenceSession } from 'onnxruntime-node';
 import { ErrorCodes, MedsynError } from '../errors.js';
-import { openSession, ort, type SessionOptions } from '../train/session.js';
+import type { SessionOptions } from '../train/session.js';
 import { loadClipTokenizer, type ClipTokenizer } from './clip_tokenizer.js';
-import { fromFloat16, toFloat16 } from './_sd_float16.js';
 import { readSchedulerConfig } from './schedulers/create_scheduler.js';
 import type { SchedulerConfig } from './schedulers/scheduler.js';
+import {
+  FLOAT_TYPES,
+  type DenoiseJob,
+  type FloatType,
+  type SdReply,
+  type SdRequest,
+  type SessionDescription,
+  type TextSignature,
+  type UnetSignature,
+  type VaeSignature,
+} from './_sd_protocol.js';
 
 type TensorMetadata = InferenceSession.TensorValueMetadata;
 type Dim = number | string;
 
-/** The element types a float input or output may have. */
-const FLOAT_TYPES = ['float32', 'float16', 'float64'] as const;
-type FloatType = (typeof FLOAT_TYPES)[number];
+/** The three models of a folder, as {@link watchSdRuns} names them. */
+export type SdModelKind = 'text' | 'unet' | 'vae';
 
-/** One model of the folder, opened. */
+/** One native session run in a worker: which model, and its start and end in ms since the epoch. */
+export interface SdRun {
+  kind: SdModelKind;
+  start: number;
+  end: number;
+}
+
+const watchers = new Set<(run: SdRun) => void>();
+
+/**
+ * Calls `listener` with every native session run of every Stable Diffusion model
+ * (reported when the job that made it answers): how benchmarks and tests see the
+ * models' busy time and overlap, as the runs happen on worker threads. Gives the
+ * function that stops it.
+ *
+ * @example
+ * ```ts
+ * let unetMs = 0;
+ * const stop = watchSdRuns((run) => { if (run.kind === 'unet') unetMs += run.end - run.start; });
+ * ```
+ */
+export function watchSdRuns(listener: (run: SdRun) => void): () => void {
+  watchers.add(listener);
+  return () => void watchers.delete(listener);
+}
+
+/** One model of the folder, opened on its own worker thread. */
 interface Part {
   readonly file: string;
-  readonly session: InferenceSession;
-}
-
-/** What the text encoder takes and gives. */
-interface TextSignature {
-  ids: { name: string; type: 'int32' | 'int64'; length: number };
-  output: { name: string; type: FloatType };
-  batch: number | undefined;
-}
-
-/** What the UNet takes and gives. */
-interface UnetSignature {
-  sample: { name: string; type: FloatType };
-  /** `scalar`: shape []; `fixed`: [n]; `rows`: [batch] (one per row). */
-  timestep: { name: string; type: FloatType | 'int32' | 'int64'; form: 'scalar' | 'rows' | 'fixed'; length: number };
-  text: { name: string; type: FloatType };
-  output: { name: string; type: FloatType };
-  batch: number | undefined;
-  /** The latent height and width when the model fixes them. */
-  height: number | undefined;
-  width: number | undefined;
-}
-
-/** What the VAE decoder takes and gives. */
-interface VaeSignature {
-  latent: { name: string; type: FloatType };
-  output: { name: string; type: FloatType };
-  batch: number | undefined;
+  readonly worker: SdWorker;
+  readonly description: SessionDescription;
 }
 
 /** A loaded Stable Diffusion folder. */
@@ -78,11 +91,148 @@ export interface SdModel {
   readonly fixedLatent: { height: number | undefined; width: number | undefined };
   /** Hidden states of `rows` prompts, token ids row by row: float32 [rows, length, hidden]. */
   encodeText(ids: readonly number[][]): Promise<Float32Array>;
-  /** The UNet's output for `rows` latents at one timestep. */
-  unet(sample: Float32Array, rows: number, latentShape: readonly [number, number, number], timestep: number, textStates: Float32Array): Promise<Float32Array>;
-  /** Images of `rows` latents (already divided by the scaling factor): float32 [rows, channels, H, W] and its shape. */
-  decode(latents: Float32Array, rows: number, latentShape: readonly [number, number, number]): Promise<{ pixels: Float32Array; channels: number; height: number; width: number }>;
+  /** The final latents of one group's denoising loop, run on the UNet's thread (`job.textStates` moves there). */
+  denoise(job: DenoiseJob): Promise<Float32Array>;
+  /**
+   * 8-bit images (`channels` 1: the mean of the decoder's channels; 3: RGB) of `rows`
+   * latents, which are multiplied by `scale` first (`latents` moves to the decoder's thread).
+   */
+  decode(latents: Float32Array, rows: number, latentShape: [number, number, number], scale: number, channels: 1 | 3): Promise<{ images: Uint8Array[]; width: number; height: number }>;
   release(): Promise<void>;
+}
+
+type Job = SdRequest extends infer R ? (R extends { id: number } ? Omit<R, 'id'> : never) : never;
+
+/**
+ * Threads whose model was released, kept a moment for the next model to open on (a
+ * thread costs a module load — onnxruntime's binding and, under a TypeScript loader,
+ * the compiler — which a test or bench that opens model after model would pay each
+ * time). A parked thread holds no session and never keeps the process alive.
+ */
+const parked: Worker[] = [];
+const PARKED_MS = 2000;
+/** What takes a parked thread off the list: its listeners, removed when it is taken. */
+const parkedListeners = new WeakMap<Worker, () => void>();
+
+function startThread(): Worker {
+  const worker = parked.pop();
+  if (worker) {
+    parkedListeners.get(worker)?.();
+    return worker;
+  }
+  return new Worker(new URL('./_sd_worker.js', import.meta.url));
+}
+
+function park(worker: Worker): void {
+  worker.unref();
+  const leave = (): void => {
+    const at = parked.indexOf(worker);
+    if (at >= 0) parked.splice(at, 1);
+  };
+  worker.on('error', leave);
+  worker.on('exit', leave);
+  parkedListeners.set(worker, () => {
+    worker.off('error', leave);
+    worker.off('exit', leave);
+  });
+  parked.push(worker);
+  setTimeout(() => {
+    if (parked.includes(worker)) {
+      leave();
+      void worker.terminate();
+    }
+  }, PARKED_MS).unref();
+}
+
+/**
+ * One model's worker thread: jobs are answered by id; a thread that fails or exits
+ * fails its pending jobs and every later one. It keeps the process alive only while a
+ * job is pending.
+ */
+class SdWorker {
+  readonly #worker: Worker;
+  readonly #kind: SdModelKind;
+  readonly #file: string;
+  readonly #pending = new Map<number, { resolve: (reply: SdReply) => void; reject: (err: Error) => void }>();
+  #next = 0;
+  #failure: Error | undefined;
+  #closed = false;
+
+  constructor(kind: SdModelKind, file: string) {
+    this.#kind = kind;
+    this.#file = file;
+    this.#worker = startThread();
+    this.#worker.unref();
+    this.#worker.on('message', this.#onMessage);
+    this.#worker.on('error', this.#onError);
+    this.#worker.on('exit', this.#onExit);
+  }
+
+  readonly #onMessage = (reply: SdReply): void => this.#answer(reply);
+  readonly #onError = (err: Error): void => {
+    this.#fail(new MedsynError(ErrorCodes.SESSION_FAILED, `onnxruntime failed running ${this.#file}: its worker thread failed: ${err.message}`, { file: this.#file, cause: err }));
+  };
+  readonly #onExit = (code: number): void => {
+    this.#fail(new MedsynError(ErrorCodes.SESSION_FAILED, `onnxruntime failed running ${this.#file}: its worker thread exited with code ${code} (out of memory?)`, { file: this.#file }));
+  };
+
+  call(job: Job, transfer: ArrayBuffer[] = []): Promise<SdReply> {
+    if (this.#failure) return Promise.reject(this.#failure);
+    const id = this.#next++;
+    return new Promise((resolve, reject) => {
+      if (this.#pending.size === 0) this.#worker.ref();
+      this.#pending.set(id, { resolve, reject });
+      this.#worker.postMessage({ ...job, id }, transfer);
+    });
+  }
+
+  /**
+   * Releases the session and parks the thread for another model, or ends a thread
+   * that failed; later calls fail.
+   */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    const released = this.#failure ? false : await this.call({ op: 'release' }).then(
+      () => true,
+      () => false,
+    );
+    this.#fail(new MedsynError(ErrorCodes.SESSION_FAILED, `onnxruntime failed running ${this.#file}: the model was released`, { file: this.#file }));
+    this.#worker.off('message', this.#onMessage);
+    this.#worker.off('exit', this.#onExit);
+    if (released) {
+      this.#worker.off('error', this.#onError);
+      park(this.#worker);
+    } else {
+      await this.#worker.terminate();
+    }
+  }
+
+  #answer(reply: SdReply): void {
+    const waiting = this.#pending.get(reply.id);
+    this.#pending.delete(reply.id);
+    if (this.#pending.size === 0) this.#worker.unref();
+    const runs = reply.runs ?? [];
+    if (watchers.size > 0) {
+      for (let i = 0; i + 1 < runs.length; i += 2) for (const watcher of watchers) watcher({ kind: this.#kind, start: runs[i]!, end: runs[i + 1]! });
+    }
+    if (!waiting) return;
+    if (reply.error) {
+      const { code, message, file, option, stack } = reply.error;
+      const err = code ? new MedsynError(code, message, { ...(file !== undefined ? { file } : {}), ...(option !== undefined ? { option } : {}) }) : new Error(message);
+      if (stack !== undefined) err.stack = stack;
+      waiting.reject(err);
+    } else {
+      waiting.resolve(reply);
+    }
+  }
+
+  #fail(err: Error): void {
+    this.#failure ??= err;
+    for (const { reject } of this.#pending.values()) reject(err);
+    this.#pending.clear();
+    this.#worker.unref();
+  }
 }
 
 function badModel(file: string, detail: string): never {
@@ -115,17 +265,13 @@ function fixed(dim: Dim | undefined): number | undefined {
   return typeof dim === 'number' && dim > 0 ? dim : undefined;
 }
 
-function tensorsOf(entries: readonly InferenceSession.ValueMetadata[]): TensorMetadata[] {
-  return entries.filter((entry): entry is TensorMetadata => entry.isTensor);
-}
-
 function describe(entry: TensorMetadata): string {
   return `${entry.name} ${entry.type}[${entry.shape.join(', ')}]`;
 }
 
 /** The input named `name`, checked against what medsyn can feed. */
 function input(part: Part, name: string, types: readonly string[], rank: number | readonly number[], what: string): TensorMetadata {
-  const inputs = tensorsOf(part.session.inputMetadata);
+  const inputs = part.description.inputs;
   const entry = inputs.find((candidate) => candidate.name === name);
   if (!entry) badModel(part.file, `it has no input ${name} (${what}; its inputs: ${inputs.map(describe).join(', ') || 'none'})`);
   if (!types.includes(entry.type)) badModel(part.file, `input ${describe(entry)} must be ${types.join(' or ')} (${what})`);
@@ -136,7 +282,7 @@ function input(part: Part, name: string, types: readonly string[], rank: number 
 
 /** The output named `name`, else the first one. */
 function output(part: Part, name: string, rank: number, what: string): { name: string; type: FloatType; shape: readonly Dim[] } {
-  const outputs = tensorsOf(part.session.outputMetadata);
+  const outputs = part.description.outputs;
   const entry = outputs.find((candidate) => candidate.name === name) ?? outputs[0];
   if (!entry) badModel(part.file, `it has no outputs (${what} expected)`);
   if (!(FLOAT_TYPES as readonly string[]).includes(entry.type)) badModel(part.file, `output ${describe(entry)} must be float32 or float16 (${what})`);
@@ -145,84 +291,8 @@ function output(part: Part, name: string, rank: number, what: string): { name: s
 }
 
 function onlyInputs(part: Part, known: readonly string[], what: string): void {
-  const extra = part.session.inputNames.filter((name) => !known.includes(name));
+  const extra = part.description.inputNames.filter((name) => !known.includes(name));
   if (extra.length > 0) badModel(part.file, `it takes input ${extra.join(', ')} that medsyn cannot feed (${what} takes ${known.join(', ')})`);
-}
-
-/** A float tensor of `type` from float32 values. */
-function floatTensor(type: FloatType, values: Float32Array, dims: readonly number[]): Tensor {
-  if (type === 'float16') return new ort.Tensor('float16', toFloat16(values), dims);
-  if (type === 'float64') return new ort.Tensor('float64', Float64Array.from(values), dims);
-  return new ort.Tensor('float32', values, dims);
-}
-
-/** A float tensor's values as float32. */
-function floatValues(tensor: Tensor): Float32Array {
-  const data = tensor.data;
-  if (tensor.type === 'float16') return data instanceof Uint16Array ? fromFloat16(data) : Float32Array.from(data as ArrayLike<number>);
-  if (data instanceof Float32Array) return data;
-  return Float32Array.from(data as ArrayLike<number>);
-}
-
-/** The fewest rows a model with a symbolic batch is run on. */
-const MIN_ROWS = 2;
-
-/** Rows `[start, start + count)` of `data`, the last repeated up to `padded` rows. */
-function rowsOf(data: Float32Array, rowSize: number, start: number, count: number, padded: number): Float32Array {
-  if (start === 0 && count === padded && data.length === count * rowSize) return data;
-  const out = new Float32Array(padded * rowSize);
-  out.set(data.subarray(start * rowSize, (start + count) * rowSize));
-  for (let row = count; row < padded; row++) out.copyWithin(row * rowSize, (count - 1) * rowSize, count * rowSize);
-  return out;
-}
-
-/**
- * Runs `run` on all rows at once (at least {@link MIN_ROWS}), or, for a model with a
- * fixed batch, that many rows at a time (the last call padded with copies of the last
- * row), and gives the rows' results.
- */
-async function inBatches(
-  rows: number,
-  batch: number | undefined,
-  run: (start: number, count: number, padded: number) => Promise<Float32Array>,
-): Promise<Float32Array[]> {
-  if (batch === undefined) {
-    // onnxruntime's CPU matrix products take another path for one row (a matrix-vector
-    // product) whose last bits differ: a lone row is run beside a copy of itself, so that
-    // an image's bytes do not depend on its batch's size.
-    const padded = Math.max(rows, MIN_ROWS);
-    const result = await run(0, rows, padded);
-    return [padded === rows ? result : result.subarray(0, (result.length / padded) * rows)];
-  }
-  const parts: Float32Array[] = [];
-  for (let start = 0; start < rows; start += batch) {
-    const count = Math.min(batch, rows - start);
-    const result = await run(start, count, batch);
-    parts.push(result.subarray(0, (result.length / batch) * count));
-  }
-  return parts;
-}
-
-function join32(parts: Float32Array[]): Float32Array {
-  if (parts.length === 1) return parts[0]!;
-  const out = new Float32Array(parts.reduce((sum, part) => sum + part.length, 0));
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.length;
-  }
-  return out;
-}
-
-async function runPart(part: Part, feeds: Record<string, Tensor>, outputName: string): Promise<Tensor> {
-  let results: InferenceSession.ReturnType;
-  try {
-    results = await part.session.run(feeds, [outputName]);
-  } catch (cause) {
-    const message = (cause instanceof Error ? cause.message : String(cause)).split('\n')[0];
-    throw new MedsynError(ErrorCodes.SESSION_FAILED, `onnxruntime failed running ${part.file}: ${message}`, { file: part.file, cause });
-  }
-  return results[outputName] as Tensor;
 }
 
 const PARTS = {
@@ -264,18 +334,23 @@ export async function loadSdModel(dir: string, session: SessionOptions): Promise
   if (blocks !== undefined && (!Array.isArray(blocks) || blocks.length === 0)) badModel(vaeConfigFile, 'block_out_channels must be a non-empty list');
   const vaeFactor = 2 ** ((Array.isArray(blocks) ? blocks.length : 4) - 1);
 
-  const parts: Partial<Record<keyof typeof PARTS, Part>> = {};
+  const names = Object.keys(PARTS) as (keyof typeof PARTS)[];
+  const kinds: Record<keyof typeof PARTS, SdModelKind> = { text_encoder: 'text', unet: 'unet', vae_decoder: 'vae' };
+  // One thread per model, all opening at once; a failure is told in the models' order.
+  const workers = names.map((name) => new SdWorker(kinds[name], join(folder, name, 'model.onnx')));
   const release = async (): Promise<void> => {
-    await Promise.all(Object.values(parts).map((part) => part.session.release()));
+    await Promise.all(workers.map((worker) => worker.close()));
   };
   try {
-    for (const name of Object.keys(PARTS) as (keyof typeof PARTS)[]) {
-      const file = join(folder, name, 'model.onnx');
-      parts[name] = { file, session: await openSession(file, session) };
-    }
-    const text = parts.text_encoder!;
-    const unet = parts.unet!;
-    const vae = parts.vae_decoder!;
+    const opened = await Promise.allSettled(names.map((name, i) => workers[i]!.call({ op: 'open', file: join(folder, name, 'model.onnx'), session })));
+    const failed = opened.find((result): result is PromiseRejectedResult => result.status === 'rejected');
+    if (failed) throw failed.reason;
+    const parts = Object.fromEntries(
+      names.map((name, i) => [name, { file: join(folder, name, 'model.onnx'), worker: workers[i]!, description: (opened[i] as PromiseFulfilledResult<SdReply>).value.description! }]),
+    ) as Record<keyof typeof PARTS, Part>;
+    const text = parts.text_encoder;
+    const unet = parts.unet;
+    const vae = parts.vae_decoder;
 
     // Text encoder: input_ids [batch, length] → last_hidden_state [batch, length, hidden].
     const textWhat = 'a CLIP text encoder takes input_ids [batch, 77]';
@@ -318,6 +393,7 @@ export async function loadSdModel(dir: string, session: SessionOptions): Promise
       batch: fixed(sample.shape[0]),
       height: fixed(sample.shape[2]),
       width: fixed(sample.shape[3]),
+      contextLength,
     };
     const unetBatch = unetSignature.batch;
     if (unetSignature.timestep.form === 'fixed' && unetSignature.timestep.length !== 1 && unetSignature.timestep.length !== unetBatch) {
@@ -346,60 +422,18 @@ export async function loadSdModel(dir: string, session: SessionOptions): Promise
       fixedLatent: { height: unetSignature.height, width: unetSignature.width },
 
       async encodeText(rowsIds) {
-        const { ids: idsSpec, output: out, batch } = textSignature;
-        const length = idsSpec.length;
-        const parts = await inBatches(rowsIds.length, batch, async (start, count, padded) => {
-          const flat = idsSpec.type === 'int64' ? new BigInt64Array(padded * length) : new Int32Array(padded * length);
-          for (let row = 0; row < padded; row++) {
-            const source = rowsIds[start + Math.min(row, count - 1)]!;
-            for (let i = 0; i < length; i++) {
-              if (flat instanceof BigInt64Array) flat[row * length + i] = BigInt(source[i]!);
-              else flat[row * length + i] = source[i]!;
-            }
-          }
-          const tensor = idsSpec.type === 'int64' ? new ort.Tensor('int64', flat as BigInt64Array, [padded, length]) : new ort.Tensor('int32', flat as Int32Array, [padded, length]);
-          return floatValues(await runPart(text, { [idsSpec.name]: tensor }, out.name));
-        });
-        return join32(parts);
+        const reply = await text.worker.call({ op: 'text', signature: textSignature, ids: rowsIds.map((ids) => [...ids]) });
+        return reply.states!;
       },
 
-      async unet(latents, rows, [channels, height, width], t, textStates) {
-        const { sample: sampleSpec, timestep: timeSpec, text: textSpec, output: out, batch } = unetSignature;
-        const latentSize = channels * height * width;
-        const textSize = textStates.length / rows;
-        const parts = await inBatches(rows, batch, async (start, count, padded) => {
-          const timeCount = timeSpec.form === 'scalar' ? 1 : timeSpec.form === 'rows' ? padded : timeSpec.length;
-          const dims = timeSpec.form === 'scalar' ? [] : [timeCount];
-          let time: Tensor;
-          // An integer timestep is the float one truncated, as diffusers' ONNX pipeline casts it
-          // (np.array([t], dtype=int64)): Euler's 978.61 is 978.
-          if (timeSpec.type === 'int64') time = new ort.Tensor('int64', new BigInt64Array(timeCount).fill(BigInt(Math.trunc(t))), dims);
-          else if (timeSpec.type === 'int32') time = new ort.Tensor('int32', new Int32Array(timeCount).fill(Math.trunc(t)), dims);
-          else time = floatTensor(timeSpec.type, new Float32Array(timeCount).fill(t), dims);
-          const feeds = {
-            [sampleSpec.name]: floatTensor(sampleSpec.type, rowsOf(latents, latentSize, start, count, padded), [padded, channels, height, width]),
-            [timeSpec.name]: time,
-            [textSpec.name]: floatTensor(textSpec.type, rowsOf(textStates, textSize, start, count, padded), [padded, contextLength, textSize / contextLength]),
-          };
-          const result = floatValues(await runPart(unet, feeds, out.name));
-          if (result.length !== padded * latentSize) badModel(unet.file, `output ${out.name} has ${result.length} values for ${padded} latents of ${latentSize}`);
-          return result;
-        });
-        return join32(parts);
+      async denoise(job) {
+        const reply = await unet.worker.call({ op: 'denoise', signature: unetSignature, job }, [job.textStates.buffer as ArrayBuffer]);
+        return reply.latents!;
       },
 
-      async decode(latents, rows, [channels, height, width]) {
-        const { latent: latentSpec, output: out, batch } = vaeSignature;
-        const latentSize = channels * height * width;
-        let shape: readonly number[] = [];
-        const parts = await inBatches(rows, batch, async (start, count, padded) => {
-          const tensor = await runPart(vae, { [latentSpec.name]: floatTensor(latentSpec.type, rowsOf(latents, latentSize, start, count, padded), [padded, channels, height, width]) }, out.name);
-          shape = tensor.dims;
-          return floatValues(tensor);
-        });
-        const [, imageChannels, imageHeight, imageWidth] = shape as number[];
-        if (shape.length !== 4 || (imageChannels !== 1 && imageChannels !== 3)) badModel(vae.file, `output ${out.name} has shape [${shape.join(', ')}], not [batch, 3, height, width]`);
-        return { pixels: join32(parts), channels: imageChannels!, height: imageHeight!, width: imageWidth! };
+      async decode(latents, rows, latentShape, scale, channels) {
+        const reply = await vae.worker.call({ op: 'decode', signature: vaeSignature, latents, rows, latentShape, scale, channels }, [latents.buffer as ArrayBuffer]);
+        return { images: reply.images!, width: reply.width!, height: reply.height! };
       },
 
       release,

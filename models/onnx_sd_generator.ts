@@ -7,7 +7,6 @@
 import { invalidOption } from '../errors.js';
 import type { ExecutionDevice } from '../train/session.js';
 import type { GeneratedImage, GenerationRequest, Generator } from './generator.js';
-import { SeededRandom } from './seeded_random.js';
 import { loadSdModel, type SdModel } from './_sd_model.js';
 import { createScheduler, defaultSchedulerName } from './schedulers/create_scheduler.js';
 import { SCHEDULER_NAMES, type SchedulerName } from './schedulers/scheduler.js';
@@ -98,7 +97,12 @@ class Stage {
  * Requests are denoised in groups of `unetBatch` that move through three stages —
  * tokenise and encode, denoise, decode — each stage on one group at a time, so that
  * while the UNet works on group k the text encoder takes group k + 1 and the VAE group
- * k − 1; calls to `generate` that overlap share the stages the same way.
+ * k − 1; calls to `generate` that overlap share the stages the same way. Each model runs
+ * on its own worker thread (onnxruntime-node's `run()` blocks the thread that calls it),
+ * the UNet's with the whole denoising loop and the VAE's with the conversion to bytes, so
+ * the stages and the caller's own work (PNG encoding, quality checks) really run at the
+ * same time; `close()` releases the sessions and ends the threads (a released thread
+ * first waits two seconds for another model to open on it, never keeping the process alive).
  *
  * @throws {MedsynError} `MEDSYN_ERR_INVALID_OPTION` naming a bad option; `MEDSYN_ERR_NOT_FOUND` /
  *   `MEDSYN_ERR_BAD_MODEL` naming the file or input of a folder that does not fit;
@@ -170,7 +174,6 @@ interface Settings {
 /** A group of requests between stages. */
 interface Group {
   requests: readonly GenerationRequest[];
-  randoms: SeededRandom[];
   /** Hidden states of the UNet's rows: unconditional ones first when guided. */
   textStates?: Float32Array;
   latents?: Float32Array;
@@ -223,7 +226,7 @@ class OnnxSdGenerator implements Generator {
     const groupSize = this.#settings.unetBatch ?? Math.max(1, requests.length);
     const groups: Promise<GeneratedImage[]>[] = [];
     for (let start = 0; start < requests.length; start += groupSize) {
-      const group: Group = { requests: requests.slice(start, start + groupSize), randoms: [] };
+      const group: Group = { requests: requests.slice(start, start + groupSize) };
       // Each stage takes groups in order; while the UNet works on one group the text
       // encoder may take the next and the VAE the one before.
       const encoded = this.#encoding.run(() => this.#encode(group));
@@ -269,104 +272,26 @@ class OnnxSdGenerator implements Generator {
   }
 
   async #denoise(group: Group): Promise<void> {
-    const scheduler = this.#scheduler();
-    const [channels, height, width] = this.#latentShape;
-    const latentSize = channels * height * width;
-    const count = group.requests.length;
-    let latents: Float32Array = new Float32Array(count * latentSize);
-    group.randoms = group.requests.map((request, i) => {
-      const random = new SeededRandom(request.seed);
-      random.fillNormal(latents.subarray(i * latentSize, (i + 1) * latentSize));
-      return random;
-    });
-    const sigma = scheduler.initNoiseSigma;
-    if (sigma !== 1) for (let i = 0; i < latents.length; i++) latents[i] = latents[i]! * sigma;
-
-    const { guidance } = this.#settings;
-    const guided = this.#guided;
-    const rows = guided ? 2 * count : count;
-    const batch = guided ? new Float32Array(2 * latents.length) : undefined;
-    for (let index = 0; index < scheduler.timesteps.length; index++) {
-      const input = scheduler.scaleModelInput(latents, index);
-      if (batch) {
-        batch.set(input, 0);
-        batch.set(input, input.length);
-      }
-      const output = await this.#sd.unet(batch ?? input, rows, this.#latentShape, scheduler.timesteps[index]!, group.textStates!);
-      let prediction = output;
-      if (guided) {
-        // ε = ε_uncond + s · (ε_cond − ε_uncond), the unconditional half first.
-        const half = latents.length;
-        prediction = new Float32Array(half);
-        for (let i = 0; i < half; i++) prediction[i] = output[i]! + guidance * (output[half + i]! - output[i]!);
-      }
-      let noise: Float32Array | undefined;
-      if (scheduler.stochastic) {
-        noise = new Float32Array(latents.length);
-        group.randoms.forEach((random, i) => random.fillNormal(noise!.subarray(i * latentSize, (i + 1) * latentSize)));
-      }
-      latents = scheduler.step(prediction, index, latents, noise);
-    }
-    group.latents = latents;
+    const { scheduler, steps, eta, karras, guidance } = this.#settings;
+    const textStates = group.textStates!;
     group.textStates = undefined;
+    // The loop runs on the UNet's thread; the text states move there.
+    group.latents = await this.#sd.denoise({
+      seeds: group.requests.map((request) => request.seed),
+      textStates,
+      latentShape: [...this.#latentShape],
+      scheduler: { name: scheduler, config: this.#sd.schedulerConfig, steps, eta, karras },
+      guidance,
+      guided: this.#guided,
+    });
   }
 
   async #decode(group: Group): Promise<GeneratedImage[]> {
     const latents = group.latents!;
     group.latents = undefined;
-    const scale = 1 / this.#sd.scalingFactor;
-    const scaled = new Float32Array(latents.length);
-    for (let i = 0; i < latents.length; i++) scaled[i] = latents[i]! * scale;
     const count = group.requests.length;
-    const decoded = await this.#sd.decode(scaled, count, this.#latentShape);
-    const { height, width } = decoded;
-    const plane = height * width;
-    const imageSize = decoded.channels * plane;
-    const wanted = this.#settings.channels;
-    return group.requests.map((_, n) => {
-      const source = decoded.pixels.subarray(n * imageSize, (n + 1) * imageSize);
-      const pixels = new Uint8Array(plane * wanted);
-      if (wanted === 1) toGray(source, decoded.channels, plane, pixels);
-      else toRgb(source, decoded.channels, plane, pixels);
-      return { pixels, width, height, channels: wanted, meta: { ...this.#meta } };
-    });
+    const channels = this.#settings.channels;
+    const { images, width, height } = await this.#sd.decode(latents, count, [...this.#latentShape], 1 / this.#sd.scalingFactor, channels);
+    return images.map((pixels) => ({ pixels, width, height, channels, meta: { ...this.#meta } }));
   }
-}
-
-/**
- * 8-bit grayscale of one decoded image (planes [channels, plane]): the mean of its
- * channels. One loop per channel count, with no branch or property read per pixel: this
- * loop runs on the main thread for every pixel of every image (see bench/onnx).
- */
-function toGray(source: Float32Array, channels: number, plane: number, out: Uint8Array): void {
-  if (channels === 3) {
-    for (let p = 0; p < plane; p++) out[p] = toByte((source[p]! + source[plane + p]! + source[2 * plane + p]!) / 3);
-  } else if (channels === 1) {
-    for (let p = 0; p < plane; p++) out[p] = toByte(source[p]!);
-  } else {
-    for (let p = 0; p < plane; p++) {
-      let sum = 0;
-      for (let c = 0; c < channels; c++) sum += source[c * plane + p]!;
-      out[p] = toByte(sum / channels);
-    }
-  }
-}
-
-/** 8-bit interleaved RGB of one decoded image (planes [channels, plane]); one plane is repeated. */
-function toRgb(source: Float32Array, channels: number, plane: number, out: Uint8Array): void {
-  const green = Math.min(1, channels - 1) * plane;
-  const blue = Math.min(2, channels - 1) * plane;
-  for (let p = 0; p < plane; p++) {
-    out[3 * p] = toByte(source[p]!);
-    out[3 * p + 1] = toByte(source[green + p]!);
-    out[3 * p + 2] = toByte(source[blue + p]!);
-  }
-}
-
-/** A decoder value in [−1, 1] to a byte: x/2 + ½ clipped to [0, 1], times 255, rounded. */
-function toByte(value: number): number {
-  const unit = value / 2 + 0.5;
-  if (!(unit > 0)) return 0;
-  if (unit >= 1) return 255;
-  return Math.round(unit * 255);
 }

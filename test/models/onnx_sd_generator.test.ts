@@ -7,6 +7,7 @@ import type { GeneratedImage, GenerationRequest } from '../../models/generator.j
 import { createGenerator } from '../../models/create_generator.js';
 import { createOnnxSdGenerator, parseDevice, type OnnxSdGeneratorOptions } from '../../models/onnx_sd_generator.js';
 import { float16Bits, float16Value, fromFloat16, toFloat16 } from '../../models/_sd_float16.js';
+import { watchSdRuns, type SdRun } from '../../models/_sd_model.js';
 import { SCHEDULER_NAMES } from '../../models/schedulers/scheduler.js';
 import type { CleanReport } from '../../records.js';
 
@@ -181,30 +182,28 @@ t.test('an image depends on its seed only: not on the batch, its place in it, th
   t.same([...first!, ...second!].map((image) => digest(image as GeneratedImage)), sequential.map((image) => digest(image as GeneratedImage)), 'overlapping calls give the same images');
 });
 
-t.test('groups move through the three stages together: text encoding and decoding overlap the UNet', async (t) => {
-  const { ort } = await import('../../train/session.js');
-  const prototype = (ort.InferenceSession as unknown as { prototype: { run: (...args: unknown[]) => Promise<unknown> } }).prototype;
-  const original = prototype.run;
-  const inFlight = { text: 0, unet: 0, vae: 0 };
-  const overlaps = new Set<string>();
-  prototype.run = async function (this: { inputNames: readonly string[] }, ...args: unknown[]) {
-    const kind = this.inputNames.includes('input_ids') ? 'text' : this.inputNames.includes('sample') ? 'unet' : 'vae';
-    if (kind !== 'unet' && inFlight.unet > 0) overlaps.add(`${kind} during unet`);
-    if (kind === 'unet' && (inFlight.text > 0 || inFlight.vae > 0)) overlaps.add(`unet during ${inFlight.text > 0 ? 'text' : 'vae'}`);
-    inFlight[kind]++;
-    try {
-      return await original.apply(this, args);
-    } finally {
-      inFlight[kind]--;
-    }
-  };
-  t.teardown(() => {
-    prototype.run = original;
-  });
-  const images = await run({ model: model('sd-tiny'), unetBatch: 1 }, [...requests, request('s3', PROMPTS[0]!, 7)]);
-  t.equal(images.length, 4);
-  t.ok(overlaps.has('text during unet') || overlaps.has('unet during text'), `text encoding overlaps denoising (${[...overlaps].join(', ')})`);
-  t.ok(overlaps.has('vae during unet') || overlaps.has('unet during vae'), 'decoding overlaps denoising');
+t.test('groups move through the three stages together, each model on its own thread: text encoding runs ahead, decoding overlaps the UNet', async (t) => {
+  // The models run on worker threads: their native runs, as the workers report them, overlap in time.
+  const runs: SdRun[] = [];
+  const stop = watchSdRuns((run) => runs.push(run));
+  t.teardown(stop);
+  const batch = [...requests, request('s3', PROMPTS[0]!, 7), request('s4', PROMPTS[1]!, 8), request('s5', PROMPTS[2]!, 9)];
+  // 256 px: the decoder takes long enough for the next group's UNet steps to start beside it.
+  const images = await run({ model: model('sd-tiny'), unetBatch: 1, steps: 10, size: 256 }, batch);
+  t.equal(images.length, 6);
+  const of = (kind: SdRun['kind']): SdRun[] => runs.filter((run) => run.kind === kind);
+  t.equal(of('unet').length, 6 * Number(images[0]!.meta!['unetCalls']), 'one UNet run per call and group');
+  t.equal(of('vae').length, 6, 'one decoder run per group');
+  t.equal(of('text').length, 6 + 1, 'one text encoder run per group, and one for the negative prompt');
+  // Text runs are short (the tiny encoder's are over before the UNet's thread starts its first
+  // step): the next groups' prompts are encoded without waiting for the first group's denoising.
+  const unetCalls = Number(images[0]!.meta!['unetCalls']);
+  const firstGroupEnd = of('unet').sort((a, b) => a.start - b.start)[unetCalls - 1]!.end;
+  const encodedEarly = of('text').filter((text) => text.start < firstGroupEnd).length;
+  t.ok(encodedEarly > 2, `later groups are encoded before the first is denoised (${encodedEarly} of ${of('text').length} text runs, 2 for the first group)`);
+  // Decoding at 256 px takes several UNet steps: the native runs overlap in time.
+  const overlapping = of('vae').filter((vae) => of('unet').some((unet) => vae.start < unet.end && unet.start < vae.end)).length;
+  t.ok(overlapping > 0, `decoding runs while the UNet runs (${overlapping} of ${of('vae').length})`);
 });
 
 t.test('--channels 3 keeps the decoder RGB; grayscale is the mean of R, G and B', async (t) => {
@@ -300,4 +299,21 @@ t.test('--device cuda without the CUDA provider fails with what to install, neve
       message: /Cannot use device cuda: .*ONNXRUNTIME_NODE_INSTALL=cuda12/,
     });
   }
+});
+
+t.test('the model threads: runs are reported per model, and a closed generator fails its calls instead of hanging', async (t) => {
+  const runs: SdRun[] = [];
+  const stop = watchSdRuns((run) => runs.push(run));
+  const generator = await createOnnxSdGenerator({ model: model('sd-tiny'), size: 64, steps: 2, threads: 1, scheduler: 'ddim' });
+  const images = await generator.generate(requests.slice(0, 2));
+  stop();
+  t.equal(images.length, 2);
+  t.same([...new Set(runs.map((run) => run.kind))].sort(), ['text', 'unet', 'vae']);
+  t.ok(runs.every((run) => run.end >= run.start && Math.abs(run.start - Date.now()) < 60_000), 'runs are times since the epoch, start before end');
+  await generator.close();
+  await generator.close();
+  await t.rejects(generator.generate(requests.slice(0, 1)), { code: 'MEDSYN_ERR_SESSION_FAILED', message: /text_encoder\/model\.onnx: the model was released/ });
+  const again = await createOnnxSdGenerator({ model: model('sd-tiny'), size: 64, steps: 2, threads: 1, scheduler: 'ddim' });
+  t.teardown(() => again.close());
+  t.same((await again.generate(requests.slice(0, 2))).map((image) => digest(image as GeneratedImage)), images.map((image) => digest(image as GeneratedImage)), 'a generator opened on the released threads gives the same images');
 });
