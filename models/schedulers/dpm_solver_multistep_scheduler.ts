@@ -124,13 +124,12 @@ class DpmSolverMultistepScheduler implements Scheduler {
       index === count - 1 && (config.euler_at_final || (config.lower_order_final && count < 15) || config.final_sigmas_type === 'zero');
 
     const [alphaS, sigmaS] = alphaSigma(this.#sigmas[index]);
+    // The predicted x₀, one loop per prediction type (no branch per element).
     const prediction = new Float32Array(sample.length);
-    for (let i = 0; i < prediction.length; i++) {
-      const x = sample[i];
-      const output = modelOutput[i];
-      prediction[i] =
-        config.prediction_type === 'epsilon' ? (x - sigmaS * output) / alphaS : config.prediction_type === 'v_prediction' ? alphaS * x - sigmaS * output : output;
-    }
+    const n = prediction.length;
+    if (config.prediction_type === 'epsilon') for (let i = 0; i < n; i++) prediction[i] = (sample[i] - sigmaS * modelOutput[i]) / alphaS;
+    else if (config.prediction_type === 'v_prediction') for (let i = 0; i < n; i++) prediction[i] = alphaS * sample[i] - sigmaS * modelOutput[i];
+    else prediction.set(modelOutput);
     const previous = this.#previousPrediction;
     this.#previousPrediction = prediction;
 

@@ -87,7 +87,9 @@ class EulerAncestralScheduler implements Scheduler {
     }
     const sigma = this.#sigmas[index];
     const scale = 1 / Math.sqrt(sigma * sigma + 1);
-    return sample.map((value) => value * scale);
+    const scaled = new Float32Array(sample.length);
+    for (let i = 0; i < scaled.length; i++) scaled[i] = sample[i] * scale;
+    return scaled;
   }
 
   step(modelOutput: Float32Array, index: number, sample: Float32Array, noise?: Float32Array): Float32Array {
