@@ -123,7 +123,8 @@ Examples:
       live = await runClean(positionals[0] ?? '-', process.stdout, options);
     } catch (err) {
       // After a signal, a reader that went away first (the next stage stopping too) is expected.
-      if (interrupts.exitCode() !== undefined && (err as { code?: string }).code === 'EPIPE') return interrupts.exitCode();
+      const exitCode = interrupts.exitAfter(err);
+      if (exitCode !== undefined) return exitCode;
       throw err;
     } finally {
       interrupts.dispose();

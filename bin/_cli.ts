@@ -252,7 +252,8 @@ export function reportFailure(prog: string, err: unknown, debug: boolean): numbe
   return 1;
 }
 
-function isBrokenPipe(err: unknown): boolean {
+/** Whether `err` is a write to a reader that went away (`EPIPE`). */
+export function isBrokenPipe(err: unknown): boolean {
   return typeof err === 'object' && err !== null && (err as { code?: string }).code === 'EPIPE';
 }
 

@@ -79,7 +79,8 @@ Examples:
     try {
       summary = live = await runFilter(process.stdin, process.stdout, options);
     } catch (err) {
-      if (interrupts.exitCode() !== undefined && (err as { code?: string }).code === 'EPIPE') return interrupts.exitCode();
+      const exitCode = interrupts.exitAfter(err);
+      if (exitCode !== undefined) return exitCode;
       throw err;
     } finally {
       interrupts.dispose();

@@ -221,7 +221,8 @@ Examples:
       summary = live = await runGenerate(positionals[0] ?? '-', process.stdout, options);
     } catch (err) {
       // After a signal, a reader that went away first (medsyn-shard stopping too) is expected.
-      if (interrupts.exitCode() !== undefined && (err as { code?: string }).code === 'EPIPE') return interrupts.exitCode();
+      const exitCode = interrupts.exitAfter(err);
+      if (exitCode !== undefined) return exitCode;
       throw err;
     } finally {
       interrupts.dispose();

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { isBrokenPipe } from './_cli.js';
 
 /** What {@link catchInterrupts} hands the command. */
 export interface Interrupts {
@@ -12,6 +13,11 @@ export interface Interrupts {
   readonly signal: AbortSignal;
   /** 130 after SIGINT, 143 after SIGTERM (128 + the signal number), undefined before any. */
   exitCode(): number | undefined;
+  /**
+   * The exit code to end with when `err` is a closed reader after a signal (the next
+   * stage of the pipe stopping too, which is expected); undefined for any other error.
+   */
+  exitAfter(err: unknown): number | undefined;
   /** Stops listening. */
   dispose(): void;
 }
@@ -52,6 +58,7 @@ export function catchInterrupts(prog: string, what = 'finishing what is in fligh
   return {
     signal: controller.signal,
     exitCode: () => code,
+    exitAfter: (err) => (code !== undefined && isBrokenPipe(err) ? code : undefined),
     dispose() {
       process.off('SIGINT', onInt);
       process.off('SIGTERM', onTerm);
