@@ -24,10 +24,19 @@
  *   encoder's and the VAE decoder's busy shares (they may overlap the UNet now), the main
  *   thread's event loop idle share and CPU time;
  * - the time outside the UNet per image generated, the figure that carries over to a
- *   real model: the share is that time / (that time + the UNet's time per image).
+ *   real model: the share is that time / (that time + the UNet's time per image). It is
+ *   split by what the UNet's thread does meanwhile: between the steps of a loop (the
+ *   scheduler step, guidance and copies in JavaScript), between loops (waiting for the next
+ *   group, a loop's set-up) and before the first run and after the last; and the UNet call
+ *   above which that time per image would be under 10 % is printed. With the tiny UNet (a
+ *   fraction of a millisecond per call at 64 px) the fixed per-image work of the pipeline
+ *   — cleaning, quality checks, PNG, the VAE — outweighs the 20 UNet calls an image gets,
+ *   so the 10 % target is read at 256 px, where a call takes milliseconds; a real
+ *   Stable Diffusion UNet takes tens of milliseconds on a GPU and seconds on a CPU.
  *
  * Reference, measured in the same run: the UNet alone — the same model file in a session
- * on this thread, run in a tight loop on zero feeds of the run's shapes — as calls/s and
+ * on this thread with the generator's settings, run in a tight loop on zero feeds of the
+ * run's shapes — as calls/s and
  * the images/s it would allow (calls/s × batch / calls per image); the ratio end to end /
  * alone says how close the pipeline gets to the UNet's own rate.
  *
@@ -48,7 +57,8 @@ import { reportFigures, type Figure } from './_figures.js';
 import type { GenerationRequest } from '../models/generator.js';
 import { watchSdRuns } from '../models/_sd_model.js';
 import { createOnnxSdGenerator } from '../models/onnx_sd_generator.js';
-import { openSession, ort } from '../train/session.js';
+import { CPU_SESSION_OPTIONS } from '../models/_sd_protocol.js';
+import { ort, sessionOptions } from '../train/session.js';
 import { runGenerate } from '../transforms/run_generate.js';
 
 const { values } = parseArgs({
@@ -94,19 +104,43 @@ function median(numbers: number[]): number {
 type Kind = 'text' | 'unet' | 'vae';
 
 /**
- * Time inside each model. onnxruntime-node runs a session synchronously on the main
- * thread (`InferenceSession.run` defers the native call with setImmediate; only each op
- * is spread over the intra-op threads), so the native calls never overlap: a model's busy
- * time is the sum of its calls, and their union with the others' is the sum of the three.
+ * Time inside each model, as the worker threads report their native runs (each timed
+ * around `session.run()` on the model's own thread). One model's runs never overlap each
+ * other (a thread runs one at a time), so a model's busy time is the sum of its runs; the
+ * three models' runs do overlap. The UNet's runs are kept, in order, to split the time its
+ * thread spends between them.
  */
 class SessionClock {
   readonly busy: Record<Kind, number> = { text: 0, unet: 0, vae: 0 };
   readonly calls: Record<Kind, number> = { text: 0, unet: 0, vae: 0 };
+  readonly unetRuns: Array<{ start: number; end: number }> = [];
   readonly #loop = performance.eventLoopUtilization();
 
-  add(kind: Kind, milliseconds: number): void {
-    this.busy[kind] += milliseconds;
+  add(kind: Kind, start: number, end: number): void {
+    this.busy[kind] += end - start;
     this.calls[kind]++;
+    if (kind === 'unet') this.unetRuns.push({ start, end });
+  }
+
+  /**
+   * The UNet thread's wall time outside its runs, in ms: `steps` between two runs of one
+   * denoising loop (the scheduler step, guidance, copies, tensors — JavaScript on that
+   * thread, or waiting for a core), `loops` between the last run of one group's loop and the
+   * first of the next (waiting for the next group, the loop's set-up, the answer), `ends`
+   * before the first run and after the last (`from` … `to`: reading and encoding the first
+   * group; decoding, PNG-encoding and writing the last).
+   */
+  unetGaps(callsPerLoop: number, from: number, to: number): { steps: number; loops: number; ends: number } {
+    const runs = [...this.unetRuns].sort((a, b) => a.start - b.start);
+    let steps = 0;
+    let loops = 0;
+    for (let i = 1; i < runs.length; i++) {
+      const gap = runs[i]!.start - runs[i - 1]!.end;
+      if (i % callsPerLoop === 0) loops += gap;
+      else steps += gap;
+    }
+    const ends = runs.length === 0 ? to - from : runs[0]!.start - from + (to - runs[runs.length - 1]!.end);
+    return { steps, loops, ends };
   }
 
   /** Milliseconds the event loop was idle (waiting on I/O, sharp's threads, timers) since the clock started. */
@@ -132,11 +166,12 @@ function mainThreadCpuMs(): number {
 }
 
 // Every native run of the generator's models, as its worker threads report them.
-watchSdRuns((run) => clock?.add(run.kind, run.end - run.start));
+watchSdRuns((run) => clock?.add(run.kind, run.start, run.end));
 
 /** The UNet alone: its model file in a session on this thread, with zero feeds of a batch's shapes. */
 async function unetAlone(size: number, batch: number): Promise<{ session: InferenceSession; feeds: Record<string, InstanceType<typeof ort.Tensor>> }> {
-  const session = await openSession(join(MODEL, 'unet', 'model.onnx'), THREADS === 0 ? {} : { intraOpThreads: THREADS });
+  // The session settings of the generator's UNet thread (its threads never spin).
+  const session = await ort.InferenceSession.create(join(MODEL, 'unet', 'model.onnx'), sessionOptions({ intraOpThreads: THREADS, ...CPU_SESSION_OPTIONS }));
   const rows = 2 * batch;
   const meta = (name: string) => {
     const entry = session.inputMetadata.find((m) => m.name === name);
@@ -182,6 +217,9 @@ function sink(): Writable {
 
 interface EndToEnd {
   seconds: number;
+  /** Start and end of the run, in ms since the epoch (the clock of the workers' runs). */
+  from: number;
+  to: number;
   samples: number;
   generated: number;
   clock: SessionClock;
@@ -242,10 +280,13 @@ async function measureConfig(file: string, { size, batch }: Config): Promise<Mea
         const processBefore = process.cpuUsage();
         const begun = performance.now();
         const summary = await runGenerate(file, sink(), { generator, batchSize: batch, size, ...(checks === 'off' ? { checks: false } : {}) });
-        const seconds = (performance.now() - begun) / 1000;
+        const ended = performance.now();
+        const seconds = (ended - begun) / 1000;
         const processUsed = process.cpuUsage(processBefore);
         runs[checks].push({
           seconds,
+          from: performance.timeOrigin + begun,
+          to: performance.timeOrigin + ended,
           samples: summary.samples,
           generated: summary.generated,
           clock,
@@ -294,7 +335,7 @@ async function main(): Promise<void> {
     const { alone, aloneMsPerCall, callsPerImage, runs } = await measureConfig(file, config);
     const aloneImages = (alone * config.batch) / callsPerImage;
     console.log('');
-    console.log(`${config.size}×${config.size} px, batch ${config.batch} (${callsPerImage} UNet calls per batch, ${2 * config.batch} rows each)`);
+    console.log(`${config.size}×${config.size} px, batch ${config.batch} (${callsPerImage} UNet calls per batch, ${2 * config.batch} rows each; load after it ${loadavg().map((v) => v.toFixed(2)).join(' ')})`);
     console.log(`${pad('UNet alone (same session, same feeds, a loop)')}${alone.toFixed(1)} calls/s = ${aloneImages.toFixed(2)} images/s   (${aloneMsPerCall.toFixed(2)} ms in the model per call)`);
     for (const [checks, label] of [['on', 'default quality checks'], ['off', '--skip-quality']] as const) {
       const measured = runs[checks];
@@ -314,9 +355,17 @@ async function main(): Promise<void> {
       console.log(`${pad('  VAE decoder busy (its own thread)')}${pct(c.busy.vae / wallMs)}   (${c.calls.vae} calls)`);
       console.log(`${pad('  main thread event loop idle')}${pct(idle)}`);
       const perImage = (ms: number): string => `${(ms / pick.generated).toFixed(2)} ms`;
+      const outsideMs = (wallMs - c.busy.unet) / pick.generated;
       console.log(`${pad('outside the UNet, per image generated')}${perImage(wallMs - c.busy.unet)}   (text busy ${perImage(c.busy.text)}, VAE busy ${perImage(c.busy.vae)})`);
+      const gaps = c.unetGaps(callsPerImage, pick.from, pick.to);
       console.log(
-        `${pad('main thread on a CPU / wall (rest: waiting for one)')}${pct(pick.mainCpu / wallMs)}   (idle ${pct(idle)}; the process used ${(pick.processCpu / wallMs).toFixed(2)} cores)`,
+        `${pad('  = UNet thread between steps + between loops + ends')}${perImage(gaps.steps)} + ${perImage(gaps.loops)} + ${perImage(gaps.ends)}   (${(gaps.steps / Math.max(1, c.calls.unet - c.calls.unet / callsPerImage)).toFixed(3)} ms per step)`,
+      );
+      // The UNet call (ms in the model) above which this time per image would be under 10 %.
+      const callFor10 = (((1 - TARGET) / TARGET) * outsideMs * config.batch) / callsPerImage;
+      console.log(`${pad('  under 10 % with a UNet call of at least')}${callFor10.toFixed(2)} ms   (this time per image held; here ${(c.busy.unet / c.calls.unet).toFixed(2)} ms)`);
+      console.log(
+        `${pad('main thread on a CPU / wall (rest: waiting for one)')}${pct(pick.mainCpu / wallMs)}   (idle ${pct(idle)}; the process used ${(pick.processCpu / wallMs).toFixed(2)} cores, ${perImage(pick.processCpu)} of CPU per image)`,
       );
       console.log(`${pad('wall')}${pick.seconds.toFixed(2)} s for ${pick.samples} samples, ${c.calls.unet} UNet calls`);
       // The table gets every figure of batch BATCH and the default-checks ones of batch 1.

@@ -91,7 +91,12 @@ export interface SdModel {
   readonly fixedLatent: { height: number | undefined; width: number | undefined };
   /** Hidden states of `rows` prompts, token ids row by row: float32 [rows, length, hidden]. */
   encodeText(ids: readonly number[][]): Promise<Float32Array>;
-  /** The final latents of one group's denoising loop, run on the UNet's thread (`job.textStates` moves there). */
+  /**
+   * Starting latents of a group, drawn on the text encoder's thread (idle while the UNet
+   * works): `latentSize` N(0, 1) draws from each `SeededRandom(seed)`, times `sigma`.
+   */
+  drawLatents(seeds: readonly number[], latentSize: number, sigma: number): Promise<Float32Array>;
+  /** The final latents of one group's denoising loop, run on the UNet's thread (`job.textStates` and `job.latents` move there). */
   denoise(job: DenoiseJob): Promise<Float32Array>;
   /**
    * 8-bit images (`channels` 1: the mean of the decoder's channels; 3: RGB) of `rows`
@@ -426,8 +431,14 @@ export async function loadSdModel(dir: string, session: SessionOptions): Promise
         return reply.states!;
       },
 
+      async drawLatents(seeds, latentSize, sigma) {
+        const reply = await text.worker.call({ op: 'latents', seeds: [...seeds], latentSize, sigma });
+        return reply.latents!;
+      },
+
       async denoise(job) {
-        const reply = await unet.worker.call({ op: 'denoise', signature: unetSignature, job }, [job.textStates.buffer as ArrayBuffer]);
+        const transfer = [job.textStates.buffer as ArrayBuffer, ...(job.latents ? [job.latents.buffer as ArrayBuffer] : [])];
+        const reply = await unet.worker.call({ op: 'denoise', signature: unetSignature, job }, transfer);
         return reply.latents!;
       },
 

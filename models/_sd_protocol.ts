@@ -10,6 +10,18 @@ import type { ErrorCode } from '../errors.js';
 import type { SessionOptions } from '../train/session.js';
 import type { SchedulerConfig, SchedulerName } from './schedulers/scheduler.js';
 
+/**
+ * The session options the three models get on the CPU: their intra-op threads sleep as
+ * soon as they run out of work instead of spinning on a core for a while
+ * (`session.intra_op.allow_spinning`, on by default). The models'
+ * thread pools, the main thread and sharp's share the cores, and a pool spinning through
+ * the scheduler step between two UNet runs, or idle between two decodes, takes a core the
+ * others need (measured on 2 loaded cores with the tiny model: a third less CPU per image,
+ * and more images per second). A real model's ops run long enough that waking the threads
+ * costs nothing measurable.
+ */
+export const CPU_SESSION_OPTIONS: Readonly<SessionOptions> = { spinning: false };
+
 /** The element types a float input or output may have. */
 export const FLOAT_TYPES = ['float32', 'float16', 'float64'] as const;
 export type FloatType = (typeof FLOAT_TYPES)[number];
@@ -55,6 +67,11 @@ export interface DenoiseJob {
   seeds: number[];
   /** Hidden states of the UNet's rows: unconditional ones first when guided. */
   textStates: Float32Array;
+  /**
+   * The starting latents, drawn ahead (`latents` op) for a deterministic scheduler; without
+   * them, or for a stochastic scheduler, the UNet's thread draws them.
+   */
+  latents?: Float32Array;
   latentShape: [number, number, number];
   scheduler: { name: SchedulerName; config: SchedulerConfig; steps: number; eta: number; karras: boolean | undefined };
   guidance: number;
@@ -65,6 +82,7 @@ export interface DenoiseJob {
 export type SdRequest =
   | { op: 'open'; id: number; file: string; session: SessionOptions }
   | { op: 'text'; id: number; signature: TextSignature; ids: number[][] }
+  | { op: 'latents'; id: number; seeds: number[]; latentSize: number; sigma: number }
   | { op: 'denoise'; id: number; signature: UnetSignature; job: DenoiseJob }
   | { op: 'decode'; id: number; signature: VaeSignature; latents: Float32Array; rows: number; latentShape: [number, number, number]; scale: number; channels: 1 | 3 }
   | { op: 'release'; id: number };

@@ -12,11 +12,11 @@
 import { parentPort } from 'node:worker_threads';
 import type { InferenceSession, Tensor } from 'onnxruntime-node';
 import { ErrorCodes, MedsynError } from '../errors.js';
-import { openSession, ort } from '../train/session.js';
+import { openSession, ort, type SessionOptions } from '../train/session.js';
 import { fromFloat16, toFloat16 } from './_sd_float16.js';
 import { createScheduler } from './schedulers/create_scheduler.js';
 import { SeededRandom } from './seeded_random.js';
-import type { DenoiseJob, FloatType, SdReply, SdRequest, SdWorkerError, SessionDescription, TextSignature, UnetSignature } from './_sd_protocol.js';
+import { CPU_SESSION_OPTIONS, type DenoiseJob, type FloatType, type SdReply, type SdRequest, type SdWorkerError, type SessionDescription, type TextSignature, type UnetSignature } from './_sd_protocol.js';
 
 function badModel(file: string, detail: string): never {
   throw new MedsynError(ErrorCodes.BAD_MODEL, `Cannot use ${file}: ${detail}`, { file });
@@ -87,6 +87,11 @@ function join32(parts: Float32Array[]): Float32Array {
   return out;
 }
 
+/** Opens this thread's model; on the CPU with {@link CPU_SESSION_OPTIONS}. */
+function openPart(file: string, options: SessionOptions): Promise<InferenceSession> {
+  return openSession(file, (options.device ?? 'cpu') === 'cpu' ? { ...options, ...CPU_SESSION_OPTIONS } : options);
+}
+
 /** The open session of this thread, and the native runs of the current job. */
 let part: { file: string; session: InferenceSession } | undefined;
 let runs: number[] = [];
@@ -153,6 +158,22 @@ async function unet(signature: UnetSignature, latents: Float32Array, rows: numbe
 }
 
 /**
+ * The starting latents of a group: N(0, 1) draws from each request's `SeededRandom(seed)`,
+ * `latentSize` per request, times `sigma` (the scheduler's initial sigma); with the
+ * generators, which a stochastic scheduler goes on drawing from.
+ */
+function startingLatents(seeds: readonly number[], latentSize: number, sigma: number): { latents: Float32Array; randoms: SeededRandom[] } {
+  const latents = new Float32Array(seeds.length * latentSize);
+  const randoms = seeds.map((seed, i) => {
+    const random = new SeededRandom(seed);
+    random.fillNormal(latents.subarray(i * latentSize, (i + 1) * latentSize));
+    return random;
+  });
+  if (sigma !== 1) for (let i = 0; i < latents.length; i++) latents[i] = latents[i]! * sigma;
+  return { latents, randoms };
+}
+
+/**
  * The denoising loop of one group: latents of N(0, 1) draws from each request's
  * `SeededRandom(seed)` times the scheduler's initial sigma, then one UNet call per
  * timestep (both halves together when guided) and a scheduler step; a stochastic
@@ -164,14 +185,17 @@ async function denoise(signature: UnetSignature, job: DenoiseJob): Promise<Float
   const [channels, height, width] = job.latentShape;
   const latentSize = channels * height * width;
   const count = job.seeds.length;
-  let latents: Float32Array = new Float32Array(count * latentSize);
-  const randoms = job.seeds.map((seed, i) => {
-    const random = new SeededRandom(seed);
-    random.fillNormal(latents.subarray(i * latentSize, (i + 1) * latentSize));
-    return random;
-  });
-  const sigma = scheduler.initNoiseSigma;
-  if (sigma !== 1) for (let i = 0; i < latents.length; i++) latents[i] = latents[i]! * sigma;
+  // A deterministic scheduler's starting latents may come drawn (on the text encoder's
+  // thread, while this one ran the last group); a stochastic one draws here, as it goes
+  // on drawing its noise from the same generators.
+  let latents: Float32Array;
+  let randoms: SeededRandom[] = [];
+  if (job.latents !== undefined && !scheduler.stochastic) {
+    if (job.latents.length !== count * latentSize) throw new Error(`denoise: ${job.latents.length} starting latents for ${count} × ${latentSize}`);
+    latents = job.latents;
+  } else {
+    ({ latents, randoms } = startingLatents(job.seeds, latentSize, scheduler.initNoiseSigma));
+  }
 
   const { guidance, guided } = job;
   const rows = guided ? 2 * count : count;
@@ -185,10 +209,11 @@ async function denoise(signature: UnetSignature, job: DenoiseJob): Promise<Float
     const output = await unet(signature, batch ?? input, rows, job.latentShape, scheduler.timesteps[index]!, job.textStates);
     let prediction = output;
     if (guided) {
-      // ε = ε_uncond + s · (ε_cond − ε_uncond), the unconditional half first.
+      // ε = ε_uncond + s · (ε_cond − ε_uncond), the unconditional half first, written over
+      // that half: the output is this call's own array (a scheduler may keep it, as PNDM does).
       const half = latents.length;
-      prediction = new Float32Array(half);
-      for (let i = 0; i < half; i++) prediction[i] = output[i]! + guidance * (output[half + i]! - output[i]!);
+      for (let i = 0; i < half; i++) output[i] = output[i]! + guidance * (output[half + i]! - output[i]!);
+      prediction = output.subarray(0, half);
     }
     let noise: Float32Array | undefined;
     if (scheduler.stochastic) {
@@ -282,11 +307,15 @@ async function handle(request: SdRequest): Promise<[SdReply, ArrayBuffer[]]> {
   const { id } = request;
   switch (request.op) {
     case 'open':
-      part = { file: request.file, session: await openSession(request.file, request.session) };
+      part = { file: request.file, session: await openPart(request.file, request.session) };
       return [{ id, description: describeSession(part.session) }, []];
     case 'text': {
       const states = await encodeText(request.signature, request.ids);
       return [{ id, states }, [states.buffer as ArrayBuffer]];
+    }
+    case 'latents': {
+      const { latents } = startingLatents(request.seeds, request.latentSize, request.sigma);
+      return [{ id, latents }, [latents.buffer as ArrayBuffer]];
     }
     case 'denoise': {
       const latents = await denoise(request.signature, request.job);
@@ -314,11 +343,21 @@ function post(reply: SdReply, transfer: ArrayBuffer[]): void {
   }
 }
 
-// The main thread sends one job at a time (a stage takes its groups in order).
+/** The jobs not yet answered: this thread runs them one at a time, in the order they came. */
+let queue: Promise<void> = Promise.resolve();
+
+// The main thread may send a job while the last one runs (a UNet job as soon as its group is
+// encoded): it waits here, so the next denoising loop starts the moment the last one ends,
+// without a round trip through the main thread's event loop (busy with PNG encoding and
+// quality checks) between the two.
 port.on('message', (request: SdRequest) => {
-  runs = [];
-  handle(request).then(
-    ([reply, transfer]) => post({ ...reply, runs }, transfer),
-    (err: unknown) => port.postMessage({ id: request.id, error: errorOf(err), runs } satisfies SdReply),
-  );
+  queue = queue.then(async () => {
+    runs = [];
+    try {
+      const [reply, transfer] = await handle(request);
+      post({ ...reply, runs }, transfer);
+    } catch (err) {
+      port.postMessage({ id: request.id, error: errorOf(err), runs } satisfies SdReply);
+    }
+  });
 });

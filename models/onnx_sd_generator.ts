@@ -36,7 +36,7 @@ export interface OnnxSdGeneratorOptions {
   eta?: number;
   /** DPM-Solver++: Karras sigmas. @default the config's use_karras_sigmas */
   karras?: boolean;
-  /** Threads one onnxruntime op may use; 0 is one per core. @default 0 */
+  /** Threads one onnxruntime op may use; 0 is one per core (on the CPU they sleep between ops, never spin). @default 0 */
   threads?: number;
   /**
    * Images denoised together in one UNet call (times two with guidance). A batch of
@@ -99,7 +99,8 @@ class Stage {
  * while the UNet works on group k the text encoder takes group k + 1 and the VAE group
  * k − 1; calls to `generate` that overlap share the stages the same way. Each model runs
  * on its own worker thread (onnxruntime-node's `run()` blocks the thread that calls it),
- * the UNet's with the whole denoising loop and the VAE's with the conversion to bytes, so
+ * the UNet's with the whole denoising loop, the text encoder's with the starting latents
+ * of a deterministic scheduler and the VAE's with the conversion to bytes, so
  * the stages and the caller's own work (PNG encoding, quality checks) really run at the
  * same time; `close()` releases the sessions and ends the threads (a released thread
  * first waits two seconds for another model to open on it, never keeping the process alive).
@@ -176,6 +177,8 @@ interface Group {
   requests: readonly GenerationRequest[];
   /** Hidden states of the UNet's rows: unconditional ones first when guided. */
   textStates?: Float32Array;
+  /** The starting latents, drawn beside the text encoding (deterministic schedulers). */
+  start?: Float32Array;
   latents?: Float32Array;
 }
 
@@ -188,10 +191,11 @@ class OnnxSdGenerator implements Generator {
   readonly #settings: Settings;
   readonly #latentShape: readonly [number, number, number];
   readonly #guided: boolean;
+  /** The scheduler's initial sigma, and whether it draws noise as it steps (then the UNet's thread draws the starting latents too). */
+  readonly #initNoiseSigma: number;
+  readonly #stochastic: boolean;
   readonly #meta: Record<string, unknown>;
   readonly #encoding = new Stage();
-  readonly #denoising = new Stage();
-  readonly #decoding = new Stage();
   #unconditional: Promise<Float32Array> | undefined;
 
   constructor(sd: SdModel, settings: Settings) {
@@ -209,6 +213,8 @@ class OnnxSdGenerator implements Generator {
     this.#guided = settings.guidance > 1;
     // Made once: fails early on a scheduler option that does not fit its config.
     const scheduler = this.#scheduler();
+    this.#initNoiseSigma = scheduler.initNoiseSigma;
+    this.#stochastic = scheduler.stochastic;
     this.#meta = {
       scheduler: settings.scheduler,
       steps: settings.steps,
@@ -228,10 +234,14 @@ class OnnxSdGenerator implements Generator {
     for (let start = 0; start < requests.length; start += groupSize) {
       const group: Group = { requests: requests.slice(start, start + groupSize) };
       // Each stage takes groups in order; while the UNet works on one group the text
-      // encoder may take the next and the VAE the one before.
+      // encoder may take the next and the VAE the one before. The UNet's and the VAE's
+      // threads queue their jobs and run them in the order they were sent: a group goes to
+      // the UNet the moment it is encoded, so that the next loop waits there when the last
+      // one ends (no round trip through this thread's event loop between two loops), and to
+      // the VAE the moment it is denoised.
       const encoded = this.#encoding.run(() => this.#encode(group));
-      const denoised = encoded.then(() => this.#denoising.run(() => this.#denoise(group)));
-      groups.push(denoised.then(() => this.#decoding.run(() => this.#decode(group))));
+      const denoised = encoded.then(() => this.#denoise(group));
+      groups.push(denoised.then(() => this.#decode(group)));
     }
     // Settle every group before answering, so that a failure leaves nothing running.
     const settled = await Promise.allSettled(groups);
@@ -251,7 +261,13 @@ class OnnxSdGenerator implements Generator {
 
   async #encode(group: Group): Promise<void> {
     const { tokenizer } = this.#sd;
-    const conditional = await this.#sd.encodeText(group.requests.map((request) => tokenizer.encodePadded(request.report.prompt)));
+    const [channels, height, width] = this.#latentShape;
+    // The starting latents are drawn on the text encoder's thread too, off the UNet's.
+    const [conditional, start] = await Promise.all([
+      this.#sd.encodeText(group.requests.map((request) => tokenizer.encodePadded(request.report.prompt))),
+      this.#stochastic ? undefined : this.#sd.drawLatents(group.requests.map((request) => request.seed), channels * height * width, this.#initNoiseSigma),
+    ]);
+    group.start = start;
     if (!this.#guided) {
       group.textStates = conditional;
       return;
@@ -274,11 +290,14 @@ class OnnxSdGenerator implements Generator {
   async #denoise(group: Group): Promise<void> {
     const { scheduler, steps, eta, karras, guidance } = this.#settings;
     const textStates = group.textStates!;
+    const start = group.start;
     group.textStates = undefined;
-    // The loop runs on the UNet's thread; the text states move there.
+    group.start = undefined;
+    // The loop runs on the UNet's thread; the text states and starting latents move there.
     group.latents = await this.#sd.denoise({
       seeds: group.requests.map((request) => request.seed),
       textStates,
+      ...(start ? { latents: start } : {}),
       latentShape: [...this.#latentShape],
       scheduler: { name: scheduler, config: this.#sd.schedulerConfig, steps, eta, karras },
       guidance,

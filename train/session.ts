@@ -36,6 +36,13 @@ export interface SessionOptions {
   optimization?: 'disabled' | 'basic' | 'extended' | 'all';
   /** onnxruntime's log level for this session: 0 verbose … 4 fatal. @default 3 */
   logLevel?: 0 | 1 | 2 | 3 | 4;
+  /**
+   * Whether idle intra-op threads spin on their core for a while before they sleep
+   * (`session.intra_op.allow_spinning`). Spinning saves a wake-up between ops; turn it off
+   * where other threads need the cores between runs.
+   * @default true (onnxruntime's default)
+   */
+  spinning?: boolean;
 }
 
 const HINTS: Record<ExecutionDevice, string> = {
@@ -71,6 +78,7 @@ export function sessionOptions(options: SessionOptions = {}): Ort.InferenceSessi
     executionMode: inter > 1 ? 'parallel' : 'sequential',
     graphOptimizationLevel: options.optimization ?? 'all',
     logSeverityLevel: options.logLevel ?? 3,
+    ...(options.spinning === false ? { extra: { session: { intra_op: { allow_spinning: '0' } } } } : {}),
   };
 }
 

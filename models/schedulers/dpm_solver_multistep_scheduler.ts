@@ -59,6 +59,8 @@ class DpmSolverMultistepScheduler implements Scheduler {
   readonly #config: ResolvedSchedulerConfig;
   readonly #order: StepOrder;
   #previousPrediction: Float32Array | undefined;
+  /** The prediction array of two calls ago, written over by the next call. */
+  #spare: Float32Array | undefined;
   #lowerOrderCount = 0;
 
   constructor(config: ResolvedSchedulerConfig, steps: number, karras: boolean) {
@@ -124,37 +126,65 @@ class DpmSolverMultistepScheduler implements Scheduler {
       index === count - 1 && (config.euler_at_final || (config.lower_order_final && count < 15) || config.final_sigmas_type === 'zero');
 
     const [alphaS, sigmaS] = alphaSigma(this.#sigmas[index]);
-    // The predicted x₀, one loop per prediction type (no branch per element).
-    const prediction = new Float32Array(sample.length);
-    const n = prediction.length;
-    if (config.prediction_type === 'epsilon') for (let i = 0; i < n; i++) prediction[i] = (sample[i] - sigmaS * modelOutput[i]) / alphaS;
-    else if (config.prediction_type === 'v_prediction') for (let i = 0; i < n; i++) prediction[i] = alphaS * sample[i] - sigmaS * modelOutput[i];
-    else prediction.set(modelOutput);
-    const previous = this.#previousPrediction;
-    this.#previousPrediction = prediction;
-
     const [alphaT, sigmaT] = alphaSigma(this.#sigmas[index + 1]);
     const lambdaT = Math.log(alphaT) - Math.log(sigmaT);
     const lambdaS = Math.log(alphaS) - Math.log(sigmaS);
     const h = lambdaT - lambdaS;
     const sampleCoefficient = sigmaT / sigmaS;
     const firstCoefficient = alphaT * (Math.exp(-h) - 1);
-    const next = new Float32Array(sample.length);
-    if (config.solver_order === 1 || this.#lowerOrderCount < 1 || lowerOrderFinal || previous === undefined) {
-      for (let i = 0; i < next.length; i++) next[i] = sampleCoefficient * sample[i] - firstCoefficient * prediction[i];
+    const previous = this.#previousPrediction;
+    const n = sample.length;
+    // The predicted x₀ goes into the array of two calls ago (only the last one is kept).
+    const spare = this.#spare;
+    const prediction = spare !== undefined && spare.length === n ? spare : new Float32Array(n);
+    this.#spare = previous;
+    this.#previousPrediction = prediction;
+    const next = new Float32Array(n);
+    const firstOrder = config.solver_order === 1 || this.#lowerOrderCount < 1 || lowerOrderFinal || previous === undefined;
+    // One pass for epsilon models, the data prediction rounded to float32 as when it is
+    // stored first; one loop per prediction type (no branch per element).
+    if (firstOrder) {
+      if (config.prediction_type === 'epsilon') {
+        for (let i = 0; i < n; i++) {
+          const x0 = Math.fround((sample[i] - sigmaS * modelOutput[i]) / alphaS);
+          prediction[i] = x0;
+          next[i] = sampleCoefficient * sample[i] - firstCoefficient * x0;
+        }
+      } else {
+        dataPrediction(config.prediction_type, prediction, modelOutput, sample, alphaS, sigmaS);
+        for (let i = 0; i < n; i++) next[i] = sampleCoefficient * sample[i] - firstCoefficient * prediction[i];
+      }
     } else {
       const [alphaR, sigmaR] = alphaSigma(this.#sigmas[index - 1]);
       const lambdaR = Math.log(alphaR) - Math.log(sigmaR);
       const ratio = (lambdaS - lambdaR) / h;
       const secondCoefficient = config.solver_type === 'midpoint' ? -0.5 * firstCoefficient : alphaT * ((Math.exp(-h) - 1) / h + 1);
-      for (let i = 0; i < next.length; i++) {
-        const d1 = (prediction[i] - previous[i]) / ratio;
-        next[i] = sampleCoefficient * sample[i] - firstCoefficient * prediction[i] + secondCoefficient * d1;
+      if (config.prediction_type === 'epsilon') {
+        for (let i = 0; i < n; i++) {
+          const x0 = Math.fround((sample[i] - sigmaS * modelOutput[i]) / alphaS);
+          prediction[i] = x0;
+          const d1 = (x0 - previous[i]) / ratio;
+          next[i] = sampleCoefficient * sample[i] - firstCoefficient * x0 + secondCoefficient * d1;
+        }
+      } else {
+        dataPrediction(config.prediction_type, prediction, modelOutput, sample, alphaS, sigmaS);
+        for (let i = 0; i < n; i++) {
+          const d1 = (prediction[i] - previous[i]) / ratio;
+          next[i] = sampleCoefficient * sample[i] - firstCoefficient * prediction[i] + secondCoefficient * d1;
+        }
       }
     }
     if (this.#lowerOrderCount < config.solver_order) this.#lowerOrderCount++;
     return next;
   }
+}
+
+/** The predicted x₀ into `out`: epsilon (x − σ_t ε)/α_t, v_prediction α_t x − σ_t v, or sample as is. */
+function dataPrediction(type: ResolvedSchedulerConfig['prediction_type'], out: Float32Array, modelOutput: Float32Array, sample: Float32Array, alphaS: number, sigmaS: number): void {
+  const n = out.length;
+  if (type === 'epsilon') for (let i = 0; i < n; i++) out[i] = (sample[i] - sigmaS * modelOutput[i]) / alphaS;
+  else if (type === 'v_prediction') for (let i = 0; i < n; i++) out[i] = alphaS * sample[i] - sigmaS * modelOutput[i];
+  else out.set(modelOutput);
 }
 
 /** α_t = 1/√(σ² + 1) and σ_t = σ α_t for a noise-to-signal ratio σ. */

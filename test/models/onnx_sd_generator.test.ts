@@ -7,7 +7,7 @@ import type { GeneratedImage, GenerationRequest } from '../../models/generator.j
 import { createGenerator } from '../../models/create_generator.js';
 import { createOnnxSdGenerator, parseDevice, type OnnxSdGeneratorOptions } from '../../models/onnx_sd_generator.js';
 import { float16Bits, float16Value, fromFloat16, toFloat16 } from '../../models/_sd_float16.js';
-import { watchSdRuns, type SdRun } from '../../models/_sd_model.js';
+import { loadSdModel, watchSdRuns, type SdRun } from '../../models/_sd_model.js';
 import { SCHEDULER_NAMES } from '../../models/schedulers/scheduler.js';
 import type { CleanReport } from '../../records.js';
 
@@ -316,4 +316,32 @@ t.test('the model threads: runs are reported per model, and a closed generator f
   const again = await createOnnxSdGenerator({ model: model('sd-tiny'), size: 64, steps: 2, threads: 1, scheduler: 'ddim' });
   t.teardown(() => again.close());
   t.same((await again.generate(requests.slice(0, 2))).map((image) => digest(image as GeneratedImage)), images.map((image) => digest(image as GeneratedImage)), 'a generator opened on the released threads gives the same images');
+});
+
+t.test('the UNet thread queues the jobs it is sent, and starting latents drawn on the text thread give the same loop', async (t) => {
+  const sd = await loadSdModel(model('sd-tiny'), { intraOpThreads: 1 });
+  t.teardown(() => sd.release());
+  const states = await sd.encodeText(PROMPTS.slice(0, 2).map((prompt) => sd.tokenizer.encodePadded(prompt)));
+  const latentShape: [number, number, number] = [4, 8, 8];
+  const job = (seeds: number[], latents?: Float32Array) => ({
+    seeds,
+    textStates: states.slice(),
+    ...(latents ? { latents } : {}),
+    latentShape,
+    scheduler: { name: 'dpmpp-2m' as const, config: sd.schedulerConfig, steps: 3, eta: 0, karras: undefined },
+    guidance: 1,
+    guided: false,
+  });
+  const drawn = await sd.drawLatents([5, 6], 4 * 8 * 8, 1);
+  t.equal(drawn.length, 2 * 4 * 8 * 8);
+  const doubled = await sd.drawLatents([5, 6], 4 * 8 * 8, 2);
+  t.same(doubled, drawn.map((value) => value * 2), 'times the initial sigma');
+  const own = await sd.denoise(job([5, 6]));
+  const fromText = await sd.denoise(job([5, 6], drawn.slice()));
+  t.same(fromText, own, 'latents drawn on the text thread = the UNet thread\'s own draws');
+  // Three jobs sent at once run one after another on the UNet's thread, each as alone.
+  const other = await sd.denoise(job([7, 8]));
+  const together = await Promise.all([sd.denoise(job([5, 6])), sd.denoise(job([7, 8])), sd.denoise(job([5, 6], drawn.slice()))]);
+  t.same(together, [own, other, own], 'queued jobs give what each gives alone');
+  await t.rejects(sd.denoise(job([5, 6], new Float32Array(3))), /3 starting latents/, 'starting latents of the wrong size are refused');
 });

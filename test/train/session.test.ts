@@ -22,6 +22,8 @@ t.test('sessionOptions maps devices and thread counts onto onnxruntime options',
   t.same(cuda.executionProviders, [{ name: 'cuda', deviceId: 1 }]);
   t.same([cuda.intraOpNumThreads, cuda.interOpNumThreads, cuda.executionMode, cuda.graphOptimizationLevel], [2, 2, 'parallel', 'basic']);
   t.same(sessionOptions({ device: 'webgpu' }).executionProviders, ['webgpu']);
+  t.same(sessionOptions({ spinning: false }).extra, { session: { intra_op: { allow_spinning: '0' } } }, 'spinning: false sets the session config entry');
+  t.equal(sessionOptions({ spinning: true }).extra, undefined, "spinning: true leaves onnxruntime's default");
   t.throws(() => sessionOptions({ device: 'tpu' as never }), { code: 'MEDSYN_ERR_INVALID_OPTION', option: 'device' });
   t.throws(() => sessionOptions({ intraOpThreads: -1 }), { code: 'MEDSYN_ERR_INVALID_OPTION', option: 'intraOpThreads' });
   t.throws(() => sessionOptions({ interOpThreads: 0 }), { code: 'MEDSYN_ERR_INVALID_OPTION', option: 'interOpThreads' });

@@ -1,4 +1,6 @@
 import t from 'tap';
+import { createHash } from 'node:crypto';
+import { SeededRandom } from '../../../models/seeded_random.js';
 import { trainingSchedule } from '../../../models/schedulers/_betas.js';
 import { resolveSchedulerConfig } from '../../../models/schedulers/_config.js';
 import { createDdimScheduler } from '../../../models/schedulers/ddim_scheduler.js';
@@ -86,7 +88,7 @@ t.test('with a final σ of 0 the last step returns the data prediction x̂₀ = 
   const ac = trainingSchedule(resolveSchedulerConfig('dpmpp-2m', SD_CONFIG)).alphasCumprod;
   for (const karras of [false, true]) {
     const scheduler = createDpmSolverMultistepScheduler(SD_CONFIG, { steps: 20, karras });
-    let x = dummySampleDeter();
+    let x: Float32Array = dummySampleDeter();
     const last = scheduler.timesteps.length - 1;
     for (let i = 0; i < last; i++) x = scheduler.step(dummyModel(x, scheduler.timesteps[i]), i, x);
     const output = dummyModel(x, scheduler.timesteps[last]);
@@ -115,4 +117,58 @@ t.test('DpmSolverMultistepScheduler is deterministic, leaves the input alone and
   // lambda_min_clipped cuts the top of the range as in diffusers (λ < −5.1 are the noisiest timesteps).
   const clipped = createDpmSolverMultistepScheduler({ ...SD_CONFIG, lambda_min_clipped: -2.5 }, { steps: 10 }).timesteps;
   t.ok(clipped[0] < 999 && clipped.length === 10, `first timestep ${clipped[0]}`);
+});
+
+t.test('one pass per step, reusing the prediction of two calls ago, gives the bytes of the two-pass loop', async (t) => {
+  // Every intermediate sample of these loops, hashed; the hashes were made by the two-pass
+  // implementation (x̂₀ stored, then the update), which the single pass must match bit for bit.
+  const cases: Array<[Record<string, unknown>, number, string]> = [
+    [{}, 20, 'bcc1b25a24cf5a1c'],
+    [{ prediction_type: 'v_prediction' }, 20, '8b32daea8a73f482'],
+    [{ prediction_type: 'sample' }, 10, '175271ad1a15f878'],
+    [{ solver_type: 'heun', use_karras_sigmas: true }, 20, '78d3fd1c1f5a367b'],
+    [{ lower_order_final: false, final_sigmas_type: 'sigma_min' }, 10, 'b0927c94e8a93c35'],
+  ];
+  for (const [config, steps, expected] of cases) {
+    const scheduler = createDpmSolverMultistepScheduler({ ...SD_CONFIG, ...config }, { steps });
+    // A second loop stepped alternately with the first, on another sample: the schedulers share no buffers.
+    const other = createDpmSolverMultistepScheduler({ ...SD_CONFIG, ...config }, { steps });
+    const hash = createHash('sha256');
+    const kept: Float32Array[] = [];
+    let x: Float32Array = dummySampleDeter();
+    let y: Float32Array = dummySampleDeter().map((v) => 1 - v);
+    for (let i = 0; i < scheduler.timesteps.length; i++) {
+      const output = dummyModel(x, scheduler.timesteps[i]);
+      const before = Float32Array.from(output);
+      x = scheduler.step(output, i, x);
+      y = other.step(dummyModel(y, other.timesteps[i]), i, y);
+      t.same(output, before, 'the model output is left alone');
+      kept.push(x);
+      hash.update(x);
+    }
+    t.equal(hash.digest('hex').slice(0, 16), expected, JSON.stringify(config));
+    // The samples handed out are never written again.
+    const again = createHash('sha256');
+    for (const sample of kept) again.update(sample);
+    t.equal(again.digest('hex').slice(0, 16), expected, `${JSON.stringify(config)}: kept samples unchanged`);
+  }
+});
+
+t.test('the single pass keeps the two-pass bytes on noise-like samples too (x̂₀ rounded to float32 before the update)', async (t) => {
+  // Hashes made by the two-pass implementation; the tests' ramp sample above hides a missing rounding of x̂₀.
+  for (const [config, steps, expected] of [
+    [{}, 20, '20b28ebb877e06fc'],
+    [{ prediction_type: 'v_prediction' }, 20, '3d2079c82d903d74'],
+    [{}, 5, 'c73dc84e995c86a3'],
+  ] as Array<[Record<string, unknown>, number, string]>) {
+    const scheduler = createDpmSolverMultistepScheduler({ ...SD_CONFIG, ...config }, { steps });
+    const hash = createHash('sha256');
+    let x: Float32Array = new SeededRandom(7).fillNormal(new Float32Array(4096));
+    const epsilon = new SeededRandom(8).fillNormal(new Float32Array(4096));
+    for (let i = 0; i < scheduler.timesteps.length; i++) {
+      x = scheduler.step(dummyModel(x, scheduler.timesteps[i]).map((v, j) => v + epsilon[j]), i, x);
+      hash.update(x);
+    }
+    t.equal(hash.digest('hex').slice(0, 16), expected, `${JSON.stringify(config)} ${steps} steps`);
+  }
 });
