@@ -55,7 +55,7 @@ export { fitPrompt, wordCountApproximation, type FittedPrompt } from './transfor
 export { labelReport, type LabelResult } from './transforms/chexpert_labels.js';
 export { cleanReport, createCleaner, type CleanReportOptions } from './transforms/clean_report.js';
 export { cleanReports, type CleanReportsOptions } from './transforms/clean_reports.js';
-export { cleanInWorkers, type CleanInWorkersOptions } from './transforms/clean_in_workers.js';
+export { cleanInWorkers, cleanBatchesInWorkers, sliceBatch, type CleanInWorkersOptions, type CleanedBatch } from './transforms/clean_in_workers.js';
 export { runClean, formatCleanSummary, type RunCleanOptions, type CleanSummary } from './transforms/run_clean.js';
 export { encodeImage, resolveEncodeOptions, IMAGE_FORMATS, type ImageFormat, type EncodeImageOptions } from './transforms/encode_image.js';
 export { generateSamples, type GenerateSamplesOptions, type SampleMetadata } from './transforms/generate_samples.js';

@@ -33,7 +33,7 @@ export const cleanCommand: Command = {
     'on-error': { type: 'string', arg: 'POLICY', help: 'skip (default): reject bad records and go on; fail: stop at the first' },
     ...PARTITION_FLAGS,
     limit: { type: 'string', arg: 'N', help: 'stop after N reports read' },
-    workers: { type: 'string', arg: 'N', help: 'worker threads that inflate and clean (default: one per core; 0 cleans on the main thread)' },
+    workers: { type: 'string', arg: 'N', help: 'worker threads that inflate and clean (default: one per core, one fewer for a file or folder, where the main thread cleans too; 0 cleans on the main thread)' },
     progress: PROGRESS_FLAG,
     quiet: { type: 'boolean', short: 'q', help: 'no summary line on stderr' },
   },

@@ -10,7 +10,7 @@ import type { Reject, Report } from '../records.js';
 import { inflateBatch, type StoredEntryData } from './_inflate_batch.js';
 import { centralDirectoryEntries, readAt, type FileEntry } from './_zip_directory.js';
 import { inputName, notFound } from './_input_errors.js';
-import { parseArchivePath } from './_report_path.js';
+import { parseArchivePath, type ReportPathIds } from './_report_path.js';
 import {
   byteLimit,
   DEFAULT_MAX_REPORT_BYTES,
@@ -90,12 +90,25 @@ export interface ZipBatch {
   /** How the archive is named in messages. */
   name: string;
   maxReportBytes: number;
-  /** In archive order: a reject, or the index of an entry in `entries`. */
-  slots: Array<Reject | number>;
-  entries: Array<{ place: ReportPlace; entryName: string; offset: number; method: number; crc: number; size: number; start: number; end: number }>;
-  /** The stored bytes of every entry, entry `k` at `[entries[k].start, entries[k].end)`. */
+  /** The rejects made without reading, each with its index among the batch's records in archive order. */
+  rejects: Array<{ index: number; reject: Reject }>;
+  /**
+   * The names of the entries to read, in archive order, joined by `\n` (no name of the
+   * layout holds one). Names and numbers rather than an object per entry: a batch
+   * crosses to a worker thread, and objects cost far more to copy.
+   */
+  entryNames: string;
+  /**
+   * {@link ZIP_BATCH_FIELDS} numbers per entry to read: its local header offset, method,
+   * CRC-32, uncompressed size, and where its stored bytes start and end in `data`.
+   */
+  numbers: Float64Array;
+  /** The stored bytes of every entry to read, packed. */
   data: ArrayBuffer;
 }
+
+/** Numbers per entry in {@link ZipBatch.numbers}. */
+export const ZIP_BATCH_FIELDS = 6;
 
 /**
  * Reads the archive as {@link ZipBatch}es of at most 128 entries, 1 MiB read and
@@ -134,20 +147,53 @@ export async function* readZipBatches(file: string, options: ZipReportsOptions =
  *   (does not inflate, CRC or size mismatch)
  */
 export function decodeZipBatch(batch: ZipBatch): Array<Report | Reject> {
-  const stored: StoredEntryData[] = batch.entries.map((entry) => ({
-    data: new Uint8Array(batch.data, entry.start, entry.end - entry.start),
-    method: entry.method,
-    crc: entry.crc,
-    size: entry.size,
-  }));
+  const records: Array<Report | Reject> = [];
+  forEachZipRecord(batch, (record) => records.push(record));
+  return records;
+}
+
+/**
+ * Inflates a {@link ZipBatch} and hands each report or reject to `visit` in archive
+ * order, decoding each entry's text only when its turn comes: what a caller is done
+ * with by then need not outlive the batch.
+ *
+ * @throws {MedsynError} `MEDSYN_ERR_CORRUPT_ZIP` at a damaged entry (the entries before
+ *   it have been visited)
+ * @example
+ * ```ts
+ * forEachZipRecord(batch, (record) => console.log(isReject(record) ? record.reason : record.id));
+ * ```
+ */
+export function forEachZipRecord(batch: ZipBatch, visit: (record: Report | Reject) => void): void {
+  const names = batch.entryNames === '' ? [] : batch.entryNames.split('\n');
+  const numbers = batch.numbers;
+  const stored: StoredEntryData[] = new Array(names.length);
+  for (let k = 0, at = 0; k < names.length; k++, at += ZIP_BATCH_FIELDS) {
+    stored[k] = {
+      data: new Uint8Array(batch.data, numbers[at + 4], numbers[at + 5] - numbers[at + 4]),
+      method: numbers[at + 1],
+      crc: numbers[at + 2],
+      size: numbers[at + 3],
+    };
+  }
   const inflated = inflateBatch(stored);
-  return batch.slots.map((slot) => {
-    if (typeof slot !== 'number') return slot;
-    const bytes = inflated[slot];
-    const entry = batch.entries[slot];
-    if (bytes instanceof Error) throw damaged(batch.name, { name: entry.entryName, offset: entry.offset }, bytes.message);
-    return reportFromBytes(bytes, entry.place, batch.maxReportBytes);
-  });
+  const rejects = batch.rejects;
+  const total = names.length + rejects.length;
+  for (let index = 0, k = 0, r = 0; index < total; index++) {
+    if (r < rejects.length && rejects[r].index === index) {
+      visit(rejects[r++].reject);
+      continue;
+    }
+    const entryName = names[k];
+    const bytes = inflated[k];
+    const offset = numbers[k * ZIP_BATCH_FIELDS];
+    k++;
+    if (bytes instanceof Error) throw damaged(batch.name, { name: entryName, offset }, bytes.message);
+    // The name passed this check when the batch was read; the ids are not worth a copy between threads.
+    const ids = parseArchivePath(entryName);
+    if ('problem' in ids) throw damaged(batch.name, { name: entryName, offset }, `its name ${ids.problem}`);
+    visit(reportFromBytes(bytes, placeOf(batch.name, entryName, ids), batch.maxReportBytes));
+  }
 }
 
 /** The directory's entries one at a time, with a look at the next before taking it. */
@@ -184,10 +230,9 @@ class EntryCursor {
   }
 }
 
-interface Wanted {
-  index: number;
-  entry: FileEntry;
-  place: ReportPlace;
+/** Where a report of the archive comes from, as its records and rejects say it. */
+function placeOf(name: string, entryName: string, ids: ReportPathIds): ReportPlace {
+  return { id: ids.id, subjectId: ids.subjectId, source: `${name}:${entryName}` };
 }
 
 /** Reads the stored data of the next batch of entries. */
@@ -205,38 +250,38 @@ async function readBatch(
   options: { name: string; maxReportBytes: number },
 ): Promise<ZipBatch> {
   const { name, maxReportBytes } = options;
-  // A slot per entry, in archive order; the slots of entries to read are filled below.
-  const items: Array<Reject | undefined> = [];
-  const wanted: Wanted[] = [];
+  // The rejects with their index in archive order; `taken` counts every entry.
+  const rejects: Array<{ index: number; reject: Reject }> = [];
+  const skip = (reject: Reject): void => void rejects.push({ index: taken, reject });
+  const wanted: FileEntry[] = [];
   let start = 0;
   let end = 0;
   let output = 0;
-  for (let taken = 0; taken < BATCH_ENTRIES; taken++) {
+  let taken = 0;
+  for (; taken < BATCH_ENTRIES; taken++) {
     const entry = entries.peek();
     if (entry === undefined) break;
-    const source = `${name}:${entry.name}`;
     const ids = parseArchivePath(entry.name);
     if ('problem' in ids) {
-      items.push(rejectOf({ source }, 'bad_entry', `Skipped archive entry ${entry.name}: it ${ids.problem}`));
+      skip(rejectOf({ source: `${name}:${entry.name}` }, 'bad_entry', `Skipped archive entry ${entry.name}: it ${ids.problem}`));
       entries.take();
       continue;
     }
-    const place: ReportPlace = { id: ids.id, subjectId: ids.subjectId, source };
     const biggest = Math.max(entry.size, entry.compressedSize);
     if (biggest > maxReportBytes) {
-      items.push(tooLong(place, biggest, maxReportBytes));
+      skip(tooLong(placeOf(name, entry.name, ids), biggest, maxReportBytes));
       entries.take();
       continue;
     }
     if ((entry.flags & 1) !== 0) {
-      items.push(rejectOf(place, 'bad_entry', `Skipped archive entry ${entry.name}: it is encrypted (decrypt the archive first)`));
+      skip(rejectOf(placeOf(name, entry.name, ids), 'bad_entry', `Skipped archive entry ${entry.name}: it is encrypted (decrypt the archive first)`));
       entries.take();
       continue;
     }
     if (entry.method !== 0 && entry.method !== 8) {
-      items.push(
+      skip(
         rejectOf(
-          place,
+          placeOf(name, entry.name, ids),
           'bad_entry',
           `Skipped archive entry ${entry.name}: it uses compression method ${entry.method}; ` +
             'medsyn reads stored and deflated entries (re-zip the archive with deflate)',
@@ -256,12 +301,11 @@ async function readBatch(
     entries.take();
     end = Math.max(end, entryEnd);
     output += entry.size;
-    wanted.push({ index: items.length, entry, place });
-    items.push(undefined);
+    wanted.push(entry);
   }
 
-  const slots: Array<Reject | number> = items.map((item) => item as Reject);
-  const batchEntries: ZipBatch['entries'] = [];
+  const numbers = new Float64Array(wanted.length * ZIP_BATCH_FIELDS);
+  const names: string[] = new Array(wanted.length);
   let data = new ArrayBuffer(0);
   if (wanted.length > 0) {
     const wantedEnd = Math.min(end, fileSize);
@@ -273,20 +317,25 @@ async function readBatch(
     const window = cache.bytes.subarray(start - cache.start);
     const pieces: Uint8Array[] = [];
     let packed = 0;
-    for (let k = 0; k < wanted.length; k++) {
-      const { index, entry, place } = wanted[k];
+    for (let k = 0, at = 0; k < wanted.length; k++, at += ZIP_BATCH_FIELDS) {
+      const entry = wanted[k];
       const piece = dataInWindow(window, start, entry, name) ?? (await readEntryData(handle, entry, name));
       pieces.push(piece);
-      batchEntries.push({ place, entryName: entry.name, offset: entry.offset, method: entry.method, crc: entry.crc, size: entry.size, start: packed, end: packed + piece.byteLength });
+      names[k] = entry.name;
+      numbers[at] = entry.offset;
+      numbers[at + 1] = entry.method;
+      numbers[at + 2] = entry.crc;
+      numbers[at + 3] = entry.size;
+      numbers[at + 4] = packed;
+      numbers[at + 5] = packed + piece.byteLength;
       packed += piece.byteLength;
-      slots[index] = k;
     }
     // One buffer of exactly the entries' bytes, so it can be transferred to a worker whole.
     const bytes = new Uint8Array(packed);
-    for (let k = 0; k < pieces.length; k++) bytes.set(pieces[k], batchEntries[k].start);
+    for (let k = 0; k < pieces.length; k++) bytes.set(pieces[k], numbers[k * ZIP_BATCH_FIELDS + 4]);
     data = bytes.buffer;
   }
-  return { name, maxReportBytes, slots, entries: batchEntries, data };
+  return { name, maxReportBytes, rejects, entryNames: names.join('\n'), numbers, data };
 }
 
 /** The stored bytes of `entry` when its local header and data lie in the batch window. */

@@ -21,11 +21,21 @@ export interface CleanBatchRequest {
   zip?: ZipBatch;
 }
 
-/** A cleaned batch, one result a record read, in order. */
+/**
+ * A cleaned batch, one result a record read, in order. The clean reports travel as
+ * one transferred buffer of UTF-8 JSON lines, which the main thread writes as it is:
+ * no copy between threads, no per-line string on the main thread.
+ */
 export interface CleanBatchReply {
   batch: number;
-  /** The clean report as a JSON line, or the reject. Plain strings cost the least to pass between threads. */
-  results?: Array<string | Reject>;
+  /** Results in the batch (clean reports and rejects). */
+  count?: number;
+  /** The clean reports' JSON lines, each ending in `\n`, in order. */
+  lines?: Uint8Array;
+  /** Where result `i`'s line ends in `lines`; a reject has no line (its end is the previous one). */
+  ends?: Uint32Array;
+  /** The rejects, each with its result index, in order. */
+  rejects?: Array<{ index: number; reject: Reject }>;
   /** With dedupe: the prompt digest and the id of each clean result, at its index. */
   digests?: Array<string | undefined>;
   ids?: Array<string | undefined>;

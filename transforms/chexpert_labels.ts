@@ -63,6 +63,10 @@ interface Scan {
 
 const SUPPORT_DEVICES = CATEGORIES.indexOf('supportDevices');
 const CARDIOMEGALY = CATEGORIES.indexOf('cardiomegaly');
+/** Each of {@link OBSERVATIONS} as its position in CATEGORIES (-1 for noFinding, which is not one). */
+const OBSERVATION_CATEGORIES: readonly number[] = OBSERVATIONS.map((observation) => (observation === 'noFinding' ? -1 : CATEGORIES.indexOf(observation)));
+/** Each of {@link ATTRIBUTED_OBSERVATIONS} as its position in CATEGORIES. */
+const ATTRIBUTED_CATEGORIES: readonly number[] = ATTRIBUTED_OBSERVATIONS.map((observation) => CATEGORIES.indexOf(observation));
 
 const NEGATIVE = 1;
 const UNCERTAIN = 2;
@@ -169,21 +173,24 @@ export function labelReport(text: string): LabelResult {
 
   const labels: Labels = {};
   if (noFinding) labels.noFinding = 1;
-  for (const observation of OBSERVATIONS) {
-    if (observation === 'noFinding') continue;
-    const mark = marks[CATEGORIES.indexOf(observation)]!;
-    if (mark !== 0) labels[observation] = labelOf(mark);
+  for (let k = 0; k < OBSERVATIONS.length; k++) {
+    const category = OBSERVATION_CATEGORIES[k]!;
+    if (category === -1) continue;
+    const mark = marks[category]!;
+    if (mark !== 0) labels[OBSERVATIONS[k]!] = labelOf(mark);
   }
 
   const attributes: Attributes = {};
-  for (const observation of ATTRIBUTED_OBSERVATIONS) {
-    const label = labels[observation];
+  for (let a = 0; a < ATTRIBUTED_OBSERVATIONS.length; a++) {
+    const category = ATTRIBUTED_CATEGORIES[a]!;
+    const mark = marks[category]!;
+    const label = mark === 0 ? 0 : labelOf(mark);
     if (label !== 1 && label !== -1) continue;
     const wanted = label === 1 ? POSITIVE : UNCERTAIN;
     let tally: AttributeTally | undefined;
     for (let i = 0; i < tokens.length; i++) {
       const token = tokens[i]!;
-      if (values[i] !== wanted || token.type !== 'mention' || !token.categories.includes(observation)) continue;
+      if (values[i] !== wanted || token.type !== 'mention' || !token.categoryIndexes.includes(category)) continue;
       tally ??= emptyTally();
       // Modifiers and places are short: 60 characters hold "small-to-moderate left-sided loculated pleural".
       const before = report.slice(Math.max(i > 0 ? ends[i - 1]! : 0, starts[i]! - 60), starts[i]);
@@ -191,7 +198,7 @@ export function labelReport(text: string): LabelResult {
       tallyMention(tally, before, after);
     }
     const found = tally === undefined ? undefined : tallyResult(tally);
-    if (found !== undefined) attributes[observation] = found;
+    if (found !== undefined) attributes[ATTRIBUTED_OBSERVATIONS[a]!] = found;
   }
   return { labels, attributes };
 }

@@ -85,18 +85,21 @@ export function createCleaner(options: CleanReportOptions = {}): (report: Report
   return (report) => cleanResolved(report, resolved);
 }
 
-function cleanResolved(report: Report, resolved: ResolvedCleanReportOptions): CleanReport | Reject {
-  const reject = (reason: Reject['reason'], message: string): Reject => ({ id: report.id, source: report.source, reason, message });
+function rejectOf(report: Report, reason: Reject['reason'], message: string): Reject {
+  return { id: report.id, source: report.source, reason, message };
+}
 
-  if (!NOT_BLANK.test(report.text) && !hasText(report.sections)) return reject('empty', 'the report has no text');
+function cleanResolved(report: Report, resolved: ResolvedCleanReportOptions): CleanReport | Reject {
+
+  if (!NOT_BLANK.test(report.text) && !hasText(report.sections)) return rejectOf(report, 'empty', 'the report has no text');
   const { sections, sectionUsed, finalText } = report.sections ? chooseGivenSection(report.sections) : extractSections(report.id, report.text);
   if (!NOT_BLANK.test(finalText)) {
-    return reject('no_section', 'no impression, findings, last paragraph or comparison section with text');
+    return rejectOf(report, 'no_section', 'no impression, findings, last paragraph or comparison section with text');
   }
   const caption = normalizeSection(finalText, { dropCommunication: resolved.dropCommunication });
-  if (caption === '') return reject('no_section', `the ${sectionUsed} section holds only placeholders or communication notes`);
+  if (caption === '') return rejectOf(report, 'no_section', `the ${sectionUsed} section holds only placeholders or communication notes`);
   const words = resolved.minWords > 1 ? countWords(caption, resolved.minWords) : 1;
-  if (words < resolved.minWords) return reject('too_short', `the caption "${caption}" has ${words} word(s), fewer than ${resolved.minWords}`);
+  if (words < resolved.minWords) return rejectOf(report, 'too_short', `the caption "${caption}" has ${words} word(s), fewer than ${resolved.minWords}`);
 
   const { prompt } = fitPrompt(caption, resolved.tokenCounter);
   const { labels, attributes } = labelReport(caption);

@@ -46,10 +46,11 @@ const KEPT = [...PREFERENCE, ['indication', 'indication']] as const;
 export function extractSections(id: string, text: string): ExtractedSections {
   const { sections: texts, names } = sectionText(text);
   // The last section of each kept kind, stripped; undefined where the report has none.
-  const found: Array<string | undefined> = KEPT.map(([official]) => {
-    const index = names.lastIndexOf(official);
-    return index === -1 ? undefined : pyStrip(texts[index]!);
-  });
+  const found: Array<string | undefined> = new Array(KEPT.length);
+  for (let k = 0; k < KEPT.length; k++) {
+    const index = names.lastIndexOf(KEPT[k]![0]);
+    found[k] = index === -1 ? undefined : pyStrip(texts[index]!);
+  }
   const sections: Sections = {};
   for (let k = 0; k < KEPT.length; k++) if (found[k]) sections[KEPT[k]![1]] = found[k];
 

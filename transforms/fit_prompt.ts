@@ -65,18 +65,20 @@ const LETTER = 1;
 const DIGIT = 2;
 const OTHER = 3;
 const NON_ASCII_LETTER = /\p{L}/u;
+/** The kind of each ASCII character: letters, digits, the white space CLIP's pattern takes, the rest. */
+const ASCII_KINDS = Uint8Array.from({ length: 128 }, (_, code) => {
+  if ((code >= 97 && code <= 122) || (code >= 65 && code <= 90)) return LETTER;
+  if (code >= 48 && code <= 57) return DIGIT;
+  if (code === 32 || (code >= 9 && code <= 13)) return SPACE;
+  return OTHER;
+});
 const NON_ASCII_DIGIT = /\p{N}/u;
 const NON_ASCII_SPACE = /\s/;
 
 /** The class of the character at `i`, as CLIP's pattern sees it (a surrogate pair counts as OTHER). */
 function charKind(text: string, i: number): number {
   const code = text.charCodeAt(i);
-  if (code < 128) {
-    if ((code >= 97 && code <= 122) || (code >= 65 && code <= 90)) return LETTER;
-    if (code >= 48 && code <= 57) return DIGIT;
-    if (code === 32 || (code >= 9 && code <= 13)) return SPACE;
-    return OTHER;
-  }
+  if (code < 128) return ASCII_KINDS[code]!;
   const char = text[i]!;
   if (NON_ASCII_LETTER.test(char)) return LETTER;
   if (NON_ASCII_DIGIT.test(char)) return DIGIT;

@@ -20,6 +20,8 @@ export interface NormalizeSectionOptions {
 const LINE_MARKER = /^(?:\(?\d{1,2}[.)]|[-*\u2022])\s+/;
 /** A list number inside a line, after the end of a sentence or a colon. */
 const INLINE_NUMBER = /(^|[.!?:;]\s+)\(?\d{1,2}[.)]\s+(?=[A-Za-z_])/g;
+/** What every {@link INLINE_NUMBER} holds. */
+const LIST_NUMBER_HINT = /\d[.)]/;
 /** A run of placeholders joined by date/time words ("___ at ___", "___ through ___"). */
 const PLACEHOLDER_RUN = /___(?:\s*(?:,|-|\u2013|at|and|to|through|on)?\s*___)+/g;
 /** "compared to ___": the comparison's object is gone, so the phrase goes. */
@@ -55,11 +57,16 @@ const WORKFLOW_NOTE = /\bcritical (?:results?|findings?|communications?)\b|\bdas
  */
 export function normalizeSection(text: string, options: NormalizeSectionOptions = {}): string {
   const dropCommunication = options.dropCommunication ?? true;
-  let joined = unwrapLines(universalNewlines(text)).replace(INLINE_NUMBER, '$1');
+  let joined = unwrapLines(universalNewlines(text));
+  // A list number needs a digit before a period or a bracket: most sections have none, and skip the scan.
+  if (LIST_NUMBER_HINT.test(joined)) joined = joined.replace(INLINE_NUMBER, '$1');
   if (joined.includes('___')) joined = joined.replace(PLACEHOLDER_RUN, '___');
+  // Each sentence is a piece of `joined` between white space, so a sentence can match only
+  // where the whole does: most sections have no communication verb, and skip the test per sentence.
+  const mayCommunicate = dropCommunication && isCommunication(joined);
   const kept: string[] = [];
   for (const sentence of splitSentences(joined)) {
-    if (dropCommunication && isCommunication(sentence)) continue;
+    if (mayCommunicate && isCommunication(sentence)) continue;
     const cleaned = sentence.includes('___') ? removePlaceholders(sentence) : sentence;
     if (/[A-Za-z0-9]/.test(cleaned)) kept.push(cleaned);
   }

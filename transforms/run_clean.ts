@@ -3,6 +3,7 @@
  *
  * @module
  */
+import { stat } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import type { Writable } from 'node:stream';
 import { invalidOption } from '../errors.js';
@@ -10,9 +11,9 @@ import { loadClipTokenizer, type TokenCounter } from '../models/clip_tokenizer.j
 import { isReject, type Reject, type RejectReason } from '../records.js';
 import { readReportBatches, readReports, type ReadReportsOptions } from '../streams/read_reports.js';
 import { keepPartition } from '../streams/partition.js';
-import { writeLines } from '../streams/ndjson_writer.js';
+import { writeLines, writeOutput } from '../streams/ndjson_writer.js';
 import { RejectsFile } from '../streams/rejects_file.js';
-import { cleanInWorkers } from './clean_in_workers.js';
+import { cleanBatchesInWorkers, sliceBatch } from './clean_in_workers.js';
 import { cleanReports, type CleanReportsOptions } from './clean_reports.js';
 import { wordCountApproximation } from './fit_prompt.js';
 
@@ -23,9 +24,10 @@ export interface RunCleanOptions extends ReadReportsOptions, Omit<CleanReportsOp
   /** The prompt limit in tokens, BOS and EOS included. @default 77, or the tokenizer's */
   maxTokens?: number;
   /**
-   * Worker threads that clean while the main thread reads and writes; 0 cleans in
-   * this thread. The output is the same either way.
-   * @default os.availableParallelism(), 0 on a single core
+   * Worker threads that clean while the main thread reads and writes; 0 cleans in this
+   * thread only. Reading a file or a folder, the main thread also cleans whenever every
+   * worker is busy. The output is the same either way.
+   * @default one a core, less one for the main thread when `input` is a file or a folder; 0 on a single core
    */
   workers?: number;
   /** Write rejects as NDJSON to this file. Without it rejects are only counted. @default undefined */
@@ -81,7 +83,10 @@ export async function runClean(input: string, output: Writable, options: RunClea
   const limit = options.limit ?? Infinity;
   if (!(limit === Infinity || (Number.isInteger(limit) && limit > 0))) invalidOption('limit', `must be a positive integer, got ${limit}`);
   const cores = availableParallelism();
-  const workers = options.workers ?? (cores > 1 ? cores : 0);
+  // The main thread cleans too only where reading never waits on a producer (a file or a
+  // folder): on stdin or a pipe it would hold results back while it waits for more input.
+  const seekable = input !== '-' && (await stat(input).then((stats) => stats.isFile() || stats.isDirectory(), () => false));
+  const workers = options.workers ?? (cores > 1 ? (seekable ? cores - 1 : cores) : 0);
   if (!Number.isInteger(workers) || workers < 0) invalidOption('workers', `must be an integer ≥ 0, got ${workers}`);
 
   const started = performance.now();
@@ -126,28 +131,23 @@ export async function runClean(input: string, output: Writable, options: RunClea
     }
   }
 
-  // A batch at a time: the lines of a batch go out as one chunk.
-  async function* onWorkers(): AsyncGenerator<string> {
-    for await (const batch of cleanInWorkers(readReportBatches(input, options), { ...options, workers })) {
+  // A batch at a time: the lines of a batch go out as one chunk, the bytes the worker made.
+  async function* onWorkers(): AsyncGenerator<Uint8Array> {
+    for await (const cleaned of cleanBatchesInWorkers(readReportBatches(input, options), { ...options, workers, mainThread: seekable })) {
       if (stopped()) return;
-      const lines: string[] = [];
-      for (const item of batch) {
-        summary.read++;
-        if (typeof item !== 'string') await countReject(item);
-        else {
-          summary.cleaned++;
-          lines.push(item);
-        }
-        if (summary.read >= limit) break;
-      }
-      if (lines.length > 0) yield lines.join('\n');
+      const batch = summary.read + cleaned.count > limit ? sliceBatch(cleaned, limit - summary.read) : cleaned;
+      summary.read += batch.count;
+      summary.cleaned += batch.count - batch.rejects.length;
+      for (const { reject } of batch.rejects) await countReject(reject);
+      if (batch.lines.byteLength > 0) yield batch.lines;
       progress();
       if (summary.read >= limit) return;
     }
   }
 
   try {
-    await writeLines(workers === 0 ? inProcess() : onWorkers(), output, { end: options.endOutput ?? true, name: 'stdout' });
+    const writing = { end: options.endOutput ?? true, name: 'stdout' };
+    await (workers === 0 ? writeLines(inProcess(), output, writing) : writeOutput(onWorkers(), output, writing));
   } catch (err) {
     // Rejects are whole lines and describe exactly what was read before the failure, so a file
     // that holds some is kept; a run that failed before any reject leaves no file at all.

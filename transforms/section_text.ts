@@ -43,7 +43,9 @@ export function sectionText(report: string): SectionedText {
   const rawNames: string[] = [];
   const offsets: number[] = [];
 
-  const re = new RegExp(HEADING.source, 'g');
+  // The module's expression, reset here: the loop is synchronous, so no call sees another's state.
+  const re = HEADING;
+  re.lastIndex = 0;
   let match = re.exec(text);
   if (match) {
     // The preamble ends where the heading's name starts, after the "\n ".
