@@ -13,8 +13,25 @@ import { runGenerate } from '../transforms/run_generate.js';
 import { xorshift32 } from '../fixtures/_xorshift32.js';
 
 
+/** How the phantom captions say the heart is not enlarged. */
+const NORMAL_HEART = ['Heart size is normal.', 'No cardiomegaly.'];
+
+/** Options of {@link phantomReports}. */
+export interface PhantomReportsOptions {
+  /**
+   * Which absent findings captions state, as radiologists do: `some` says "No pleural
+   * effusion." for half the reports without one and "No pneumothorax." for 30%; `all`
+   * also says "Heart size is normal." / "No cardiomegaly." and "No pulmonary edema."
+   * for half of those without. Without a stated negative a contrastive model never
+   * sees what "No X." means; bag-of-words towers (clip-tiny) do better with `some`.
+   * @default 'some'
+   */
+  statedNegatives?: 'some' | 'all';
+}
+
 /** `count` cleaned reports with random effusion, cardiomegaly, pneumothorax, edema, consolidation and devices. */
-export function phantomReports(count: number, seed = 1): CleanReport[] {
+export function phantomReports(count: number, seed = 1, options: PhantomReportsOptions = {}): CleanReport[] {
+  const negateAll = options.statedNegatives === 'all';
   const draw = xorshift32(seed);
   const pick = <T>(items: readonly T[]): T => items[Math.floor(draw() * items.length)]!;
   const sides = ['left', 'right', 'bilateral'] as const;
@@ -36,7 +53,10 @@ export function phantomReports(count: number, seed = 1): CleanReport[] {
     if (draw() < 0.45) {
       labels.cardiomegaly = 1;
       sentences.push(pick(['Cardiomegaly.', 'The heart is enlarged.']));
-    } else labels.cardiomegaly = 0;
+    } else {
+      labels.cardiomegaly = 0;
+      if (negateAll && draw() < 0.5) sentences.push(pick(NORMAL_HEART));
+    }
     if (draw() < 0.25) {
       const side = pick(['left', 'right'] as const);
       labels.pneumothorax = 1;
@@ -49,7 +69,10 @@ export function phantomReports(count: number, seed = 1): CleanReport[] {
     if (draw() < 0.3) {
       labels.edema = 1;
       sentences.push('Pulmonary edema.');
-    } else labels.edema = 0;
+    } else {
+      labels.edema = 0;
+      if (negateAll && draw() < 0.5) sentences.push('No pulmonary edema.');
+    }
     if (draw() < 0.25) {
       const side = pick(['left', 'right'] as const);
       labels.consolidation = 1;
@@ -60,7 +83,7 @@ export function phantomReports(count: number, seed = 1): CleanReport[] {
       labels.supportDevices = 1;
       sentences.push('Pacemaker in place.');
     }
-    if (!sentences.some((s) => !s.startsWith('No '))) {
+    if (sentences.every((s) => s.startsWith('No ') || NORMAL_HEART.includes(s))) {
       labels.noFinding = 1;
       sentences.push(pick(['No acute cardiopulmonary process.', 'Clear lungs.', 'Normal chest.']));
     }
@@ -80,8 +103,8 @@ export function phantomReports(count: number, seed = 1): CleanReport[] {
 }
 
 /** Writes `count` phantom samples of `size` px as shards in `dir` (60 a shard); returns the reports. */
-export async function makePhantomShards(dir: string, count: number, options: { size?: number; seed?: number } = {}): Promise<CleanReport[]> {
-  const reports = phantomReports(count, options.seed ?? 1);
+export async function makePhantomShards(dir: string, count: number, options: PhantomReportsOptions & { size?: number; seed?: number } = {}): Promise<CleanReport[]> {
+  const reports = phantomReports(count, options.seed ?? 1, options);
   const cleanPath = join(dir, 'clean.ndjson');
   writeFileSync(cleanPath, reports.map((report) => JSON.stringify(report)).join('\n') + '\n');
   const tar = new PassThrough();

@@ -32,7 +32,7 @@ const DEMO_TRAINING = { epochs: 30, batchSize: 16, lr: 1e-2, valFraction: 0.3, e
 function fixturesDir(): string {
   for (const candidate of ['../../fixtures', '../fixtures']) {
     const dir = fileURLToPath(new URL(candidate, import.meta.url));
-    if (existsSync(join(dir, 'reports')) && existsSync(join(dir, 'demo-reports.ndjson')) && existsSync(join(dir, 'clip-tiny'))) return dir;
+    if (existsSync(join(dir, 'reports')) && existsSync(join(dir, 'demo-reports.ndjson')) && existsSync(join(dir, 'vit-tiny'))) return dir;
   }
   throw new MedsynError(ErrorCodes.NOT_FOUND, 'Cannot find the medsyn fixtures folder: is the package installed whole?');
 }
@@ -50,15 +50,15 @@ export const demoCommand: Command = {
   },
   details: `
 Runs the whole story on the reports bundled in fixtures/ (written for
-medsyn, no patient data), with the phantom backend and the tiny CLIP-style
-pair fixtures/clip-tiny as frozen towers, as
+medsyn, no patient data), with the phantom backend and the random-weight
+towers medsyn-train uses by default (fixtures/vit-tiny, fixtures/bert-tiny)
+as frozen encoders, as
 
   medsyn-clean fixtures/reports --rejects DIR/rejects.ndjson > DIR/clean.ndjson
   medsyn-clean fixtures/demo-reports.ndjson --on-error fail >> DIR/clean.ndjson
   medsyn-gen DIR/clean.ndjson --size 128 | medsyn-shard DIR/shards --overwrite
-  medsyn-train DIR/shards --out DIR/run --encoders fixtures/clip-tiny \\
-    --cache DIR/cache --epochs 30 --batch-size 16 --lr 0.01 \\
-    --val-fraction 0.3 --eval-every 100
+  medsyn-train DIR/shards --out DIR/run --cache DIR/cache \\
+    --epochs 30 --batch-size 16 --lr 0.01 --val-fraction 0.3 --eval-every 100
   medsyn-eval DIR/run --data DIR/shards --split val
 
 would, and prints what it made: rejects by reason, label counts, example
@@ -69,12 +69,9 @@ classes, their macro mean and the linear probe's; then where report.html is.
 fixtures/reports holds 26 reports in the layouts real MIMIC-CXR reports have;
 fixtures/demo-reports.ndjson 600 synthetic ones with the findings the phantom
 draws, enough to train on. The phantom is a test double for real generators:
-a procedural chest radiograph drawn from each report's labels. clip-tiny is a
-32-wide image and text pair pre-trained on phantoms (a test fixture, not a
-medical model); the demo trains projection heads on top of it. On the
-random-weight towers medsyn-train uses by default (fixtures/vit-tiny,
-fixtures/bert-tiny) this little data gives held-out R@1 of only 1 to 7 times
-chance. DIR/run and DIR/cache are made afresh on every run. Takes well under
+a procedural chest radiograph drawn from each report's labels. The towers
+are test fixtures with random weights, not medical models: what the demo
+learns, it learns in the projection heads it trains on top of them. DIR/run and DIR/cache are made afresh on every run. Takes well under
 a minute on two cores; --skip-train stops after shard.
 `,
   async run(values, _positionals, context) {
@@ -129,7 +126,8 @@ a minute on two cores; --skip-train stops after shard.
     rmSync(cache, { recursive: true, force: true });
     let trained: { summary: TrainSummary; metrics: EvalMetrics } | undefined;
     if (train) {
-      const summaryOfTraining = await trainContrastive(shardsDir, run, { encoders: join(fixtures, 'clip-tiny'), cache, ...DEMO_TRAINING });
+      const towers = { image: join(fixtures, 'vit-tiny'), text: join(fixtures, 'bert-tiny') };
+      const summaryOfTraining = await trainContrastive(shardsDir, run, { encoders: towers, cache, ...DEMO_TRAINING });
       const metrics = await evaluateRun(run, shardsDir, { split: 'val' });
       trained = { summary: summaryOfTraining, metrics };
       stages.trained = trained;
@@ -159,7 +157,7 @@ a minute on two cores; --skip-train stops after shard.
       '',
       `  Look at one: tar xOf ${join(shardsDir, 'shard-000000.tar')} ${examples[0]?.id ?? 's50000001'}.png > example.png`,
       '',
-      ...(trained ? formatTraining(trained.summary, trained.metrics, run, join(fixtures, 'clip-tiny')) : ['  Training skipped (--skip-train).', '']),
+      ...(trained ? formatTraining(trained.summary, trained.metrics, run, `${join(fixtures, 'vit-tiny')} and ${join(fixtures, 'bert-tiny')}`) : ['  Training skipped (--skip-train).', '']),
     ];
     process.stdout.write(lines.join('\n'));
     process.stderr.write(`medsyn demo: ${formatDemoSummary(stages, performance.now() - started, out)}\n`);

@@ -70,7 +70,9 @@ Zero-shot: for each of the 14 CheXpert observations, score = cos(image,
 positive prompt) - cos(image, negative prompt); AUROC per observation (labels 1
 and 0; -1 and blank ignored) and their macro mean over the observations with
 both classes present. Default prompts: "<Observation>." against
-"No <observation>." ("No acute cardiopulmonary process." for No Finding).
+"No <observation>." ("No acute cardiopulmonary process." for No Finding,
+"Support devices in place." for Support Devices, "Pulmonary edema." against
+"No pulmonary edema." for Edema, as reports say it).
 Retrieval: image->text and text->image R@1/5/10 and median rank; ties count
 against the match. Linear probe: logistic regression per observation on the
 image embeddings, trained with medsyn's engine on the keys outside the

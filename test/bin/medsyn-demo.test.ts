@@ -85,6 +85,6 @@ t.test('medsyn demo --help names the stages and the flags', async (t) => {
   const result = spawnSync(process.execPath, [medsyn, 'demo', '--help'], { encoding: 'utf8' });
   t.equal(result.status, 0, result.stderr);
   t.match(result.stdout, /--skip-train/);
-  t.match(result.stdout, /medsyn-train DIR\/shards --out DIR\/run --encoders fixtures\/clip-tiny/);
+  t.match(result.stdout, /medsyn-train DIR\/shards --out DIR\/run --cache DIR\/cache/);
   t.match(result.stdout, /medsyn-eval DIR\/run --data DIR\/shards --split val/);
 });
