@@ -8,6 +8,8 @@
  * central directory), and zlib's gunzip reads concatenated members in one call, checking
  * each member's CRC and size natively. So a batch of entries costs one zlib stream.
  * When the batch fails, the entries are inflated one by one to tell which one is bad.
+ * Where the entries lie as the archive stores them, the headers and trailers are written
+ * over the local headers between them, so not even the data is copied.
  *
  * @module
  */
@@ -32,8 +34,13 @@ const GZIP_HEADER = Uint8Array.from([0x1f, 0x8b, 0x08, 0, 0, 0, 0, 0, 0, 0xff]);
 /**
  * The uncompressed bytes of each entry, in order; an entry that cannot be inflated or
  * fails its CRC or size check is an `Error` at its place (the others are still good).
+ * When the entries' data lie in order in one buffer with room between them (as read
+ * from the archive, local headers and all), the bytes between them are overwritten
+ * (see {@link inflateInPlace}); the entries' own bytes never are.
  */
 export function inflateBatch(entries: readonly StoredEntryData[]): Array<Uint8Array | Error> {
+  const inPlace = inflateInPlace(entries);
+  if (inPlace !== undefined) return inPlace;
   const out: Array<Uint8Array | Error> = new Array(entries.length);
   const deflated: number[] = [];
   const parts: Uint8Array[] = [];
@@ -68,6 +75,66 @@ export function inflateBatch(entries: readonly StoredEntryData[]): Array<Uint8Ar
     return out;
   }
   for (const i of deflated) out[i] = inflateOne(entries[i]);
+  return out;
+}
+
+// A gzip header with an extra field (FLG.FEXTRA) of any length: it fills the gap between
+// two entries' data exactly.
+const GZIP_EXTRA_HEADER_BYTES = 12;
+const GZIP_TRAILER_BYTES = 8;
+
+/**
+ * {@link inflateBatch} without copying the entries' data, when they lie in order in one
+ * buffer as the archive stores them, with their local headers between them: each gap
+ * is overwritten with the previous entry's gzip trailer and the next one's gzip header
+ * (its extra field as long as the rest of the gap), which makes the stretch one run of
+ * gzip members in place. The entries' own bytes are not touched. Undefined when the
+ * entries are not laid out so, or the run does not inflate (the caller then does it
+ * the other way, which tells the bad entry).
+ */
+function inflateInPlace(entries: readonly StoredEntryData[]): Array<Uint8Array | Error> | undefined {
+  if (entries.length === 0) return undefined;
+  const first = entries[0].data;
+  const buffer = first.buffer;
+  if (first.byteOffset < GZIP_EXTRA_HEADER_BYTES) return undefined;
+  let previousEnd = first.byteOffset - GZIP_EXTRA_HEADER_BYTES - GZIP_TRAILER_BYTES;
+  let total = 0;
+  for (const entry of entries) {
+    const { data } = entry;
+    if (entry.method !== 8 || data.byteLength === 0 || data.buffer !== buffer) return undefined;
+    const gap = data.byteOffset - previousEnd - GZIP_TRAILER_BYTES - GZIP_EXTRA_HEADER_BYTES;
+    if (gap < 0 || gap > 0xffff) return undefined;
+    previousEnd = data.byteOffset + data.byteLength;
+    total += entry.size;
+  }
+  if (previousEnd + GZIP_TRAILER_BYTES > buffer.byteLength || total === 0) return undefined;
+  const bytes = new Uint8Array(buffer);
+  const view = new DataView(buffer);
+  const start = first.byteOffset - GZIP_EXTRA_HEADER_BYTES;
+  let at = start;
+  for (const entry of entries) {
+    const headerEnd = entry.data.byteOffset;
+    bytes.set(GZIP_HEADER, at);
+    bytes[at + 3] = 0x04; // FEXTRA
+    view.setUint16(at + 10, headerEnd - at - GZIP_EXTRA_HEADER_BYTES, true);
+    at = headerEnd + entry.data.byteLength;
+    view.setUint32(at, entry.crc >>> 0, true);
+    view.setUint32(at + 4, entry.size % 2 ** 32, true);
+    at += GZIP_TRAILER_BYTES;
+  }
+  let joined: Buffer;
+  try {
+    joined = gunzipSync(bytes.subarray(start, at), { maxOutputLength: total });
+  } catch {
+    return undefined;
+  }
+  if (joined.byteLength !== total) return undefined;
+  const out: Array<Uint8Array | Error> = new Array(entries.length);
+  let from = 0;
+  for (let i = 0; i < entries.length; i++) {
+    out[i] = joined.subarray(from, from + entries[i].size);
+    from += entries[i].size;
+  }
   return out;
 }
 

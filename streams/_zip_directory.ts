@@ -89,23 +89,25 @@ export async function* centralDirectoryEntries(handle: FileHandle, fileSize: num
     const entries: FileEntry[] = [];
     let at = 0;
     while (at + ENTRY_BYTES <= chunk.byteLength) {
-      if (chunk.readUInt32LE(at) !== ENTRY_SIGNATURE) throw corrupt(name, `no central directory entry at byte ${chunkStart + at}`);
-      const nameLength = chunk.readUInt16LE(at + 28);
-      const extraLength = chunk.readUInt16LE(at + 30);
-      const commentLength = chunk.readUInt16LE(at + 32);
+      // The fields are read byte by byte: Buffer's readUInt*LE check their offset each call,
+      // which over a directory of 230k entries costs more than the reading.
+      if (uint32(chunk, at) !== ENTRY_SIGNATURE) throw corrupt(name, `no central directory entry at byte ${chunkStart + at}`);
+      const nameLength = uint16(chunk, at + 28);
+      const extraLength = uint16(chunk, at + 30);
+      const commentLength = uint16(chunk, at + 32);
       const next = at + ENTRY_BYTES + nameLength + extraLength + commentLength;
       if (next > chunk.byteLength) break;
       seen++;
-      const entryName = utf8.decode(chunk.subarray(at + ENTRY_BYTES, at + ENTRY_BYTES + nameLength));
+      const entryName = nameAt(chunk, at + ENTRY_BYTES, at + ENTRY_BYTES + nameLength);
       if (!entryName.endsWith('/')) {
         const entry: FileEntry = {
           name: entryName,
-          flags: chunk.readUInt16LE(at + 8),
-          method: chunk.readUInt16LE(at + 10),
-          crc: chunk.readUInt32LE(at + 16),
-          compressedSize: chunk.readUInt32LE(at + 20),
-          size: chunk.readUInt32LE(at + 24),
-          offset: chunk.readUInt32LE(at + 42),
+          flags: uint16(chunk, at + 8),
+          method: uint16(chunk, at + 10),
+          crc: uint32(chunk, at + 16),
+          compressedSize: uint32(chunk, at + 20),
+          size: uint32(chunk, at + 24),
+          offset: uint32(chunk, at + 42),
         };
         if (entry.size === 0xffffffff || entry.compressedSize === 0xffffffff || entry.offset === 0xffffffff) {
           readZip64Extra(chunk.subarray(at + ENTRY_BYTES + nameLength, at + ENTRY_BYTES + nameLength + extraLength), entry);
@@ -120,6 +122,23 @@ export async function* centralDirectoryEntries(handle: FileHandle, fileSize: num
   }
   // Some writers let a classic end record's 16-bit count wrap instead of writing ZIP64.
   if (seen % 0x10000 !== count % 0x10000) throw corrupt(name, `its central directory has ${seen} entries where the end record says ${count}`);
+}
+
+/** The little-endian 16-bit number at `at` (the caller knows it is in `bytes`). */
+function uint16(bytes: Uint8Array, at: number): number {
+  return bytes[at]! | (bytes[at + 1]! << 8);
+}
+
+/** The little-endian 32-bit number at `at` (the caller knows it is in `bytes`). */
+function uint32(bytes: Uint8Array, at: number): number {
+  return (bytes[at]! | (bytes[at + 1]! << 8) | (bytes[at + 2]! << 16) | (bytes[at + 3]! << 24)) >>> 0;
+}
+
+/** An entry name, UTF-8 (an ASCII name, the usual kind, is read as Latin-1: the same string, made faster). */
+function nameAt(chunk: Buffer, start: number, end: number): string {
+  let high = 0;
+  for (let at = start; at < end; at++) high |= chunk[at]!;
+  return high < 0x80 ? chunk.toString('latin1', start, end) : utf8.decode(chunk.subarray(start, end));
 }
 
 /** Fills in the 64-bit sizes and offset from the ZIP64 extra field, in the order the format gives them. */

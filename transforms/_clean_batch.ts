@@ -26,7 +26,9 @@ export interface CleanedReply {
 export function cleanBatch(request: CleanBatchRequest, clean: (report: Report) => CleanReport | Reject, data: CleanWorkerData): CleanedReply {
   try {
     const partition = data.partition;
-    const out = new LineBuffer(request.zip ? textBytes(request.zip) : 1 << 16);
+    // A clean report's line takes about 1.7 times its text (sections, caption and prompt
+    // repeat it): room for twice the text is seldom outgrown.
+    const out = new LineBuffer(request.zip ? 2 * textBytes(request.zip) : 1 << 16);
     const ends: number[] = [];
     const rejects: Array<{ index: number; reject: Reject }> = [];
     const digests: Array<string | undefined> | undefined = data.dedupe ? [] : undefined;
@@ -61,44 +63,53 @@ export function cleanBatch(request: CleanBatchRequest, clean: (report: Report) =
   }
 }
 
-/** The uncompressed size of a zip batch: about what its JSON lines take. */
+/** The uncompressed size of a zip batch's entries. */
 function textBytes(batch: ZipBatch): number {
   let bytes = 0;
   for (let at = 3; at < batch.numbers.length; at += ZIP_BATCH_FIELDS) bytes += batch.numbers[at]!;
   return bytes;
 }
 
+const utf8 = new TextEncoder();
+
 /**
  * Lines written as UTF-8, each followed by `\n`, into a buffer of their own (so it can
- * be transferred), grown by doubling.
+ * be transferred), grown by doubling. `TextEncoder.encodeInto` writes a line about four
+ * times as fast as `Buffer.write` (same bytes: a JSON line is well-formed UTF-16).
  */
 class LineBuffer {
-  #buffer: Buffer;
+  #bytes: Uint8Array;
   length = 0;
 
   constructor(capacity: number) {
-    this.#buffer = Buffer.allocUnsafeSlow(Math.max(1024, capacity));
+    this.#bytes = ownBytes(Math.max(1024, capacity));
   }
 
   writeLine(line: string): void {
-    const room = this.#buffer.byteLength - this.length;
+    const room = this.#bytes.byteLength - this.length;
     // A UTF-16 code unit takes at most 3 bytes; only near the end is the exact size needed.
     if (room < 3 * line.length + 1) {
       const needed = Buffer.byteLength(line) + 1;
       if (room < needed) {
-        const grown = Buffer.allocUnsafeSlow(Math.max(2 * this.#buffer.byteLength, this.length + needed));
-        this.#buffer.copy(grown, 0, 0, this.length);
-        this.#buffer = grown;
+        const grown = ownBytes(Math.max(2 * this.#bytes.byteLength, this.length + needed));
+        grown.set(this.#bytes.subarray(0, this.length));
+        this.#bytes = grown;
       }
     }
-    this.length += this.#buffer.write(line, this.length);
-    this.#buffer[this.length++] = 0x0a;
+    this.length += utf8.encodeInto(line, this.length === 0 ? this.#bytes : this.#bytes.subarray(this.length)).written;
+    this.#bytes[this.length++] = 0x0a;
   }
 
   /** What was written; the buffer under it is this writer's own. */
   bytes(): Uint8Array {
-    return new Uint8Array(this.#buffer.buffer, this.#buffer.byteOffset, this.length);
+    return this.#bytes.subarray(0, this.length);
   }
+}
+
+/** `size` bytes, not zeroed, on an `ArrayBuffer` of their own. */
+function ownBytes(size: number): Uint8Array {
+  const buffer = Buffer.allocUnsafeSlow(size);
+  return new Uint8Array(buffer.buffer, buffer.byteOffset, size);
 }
 
 /** An error as a message can carry it: a MedsynError keeps its code, anything else its stack. */

@@ -66,7 +66,8 @@ export interface CleanedBatch {
  * `workers` threads, and yields the results in input order, a batch at a time: each
  * clean report already serialised as its JSON line (a string), rejects as objects.
  * Zip batches are inflated on the workers too. At most two batches a worker are in
- * flight (three with `mainThread`), so memory stays flat. Dedupe and `onError` are applied in input order, as
+ * flight (three with `mainThread`, plus 16 the main thread cleaned ahead), so memory
+ * stays flat. Dedupe and `onError` are applied in input order, as
  * in {@link cleanReports}. ({@link cleanBatchesInWorkers} gives the same results as
  * bytes, ready to write.)
  *
@@ -127,7 +128,12 @@ export async function* cleanBatchesInWorkers(batches: AsyncIterable<ReportBatch>
     ...(options.maxTokens !== undefined ? { maxTokens: options.maxTokens } : {}),
     ...(options.partition !== undefined ? { partition: options.partition } : {}),
   };
-  const pool = await startWorkers(workerCount, data);
+  // With `mainThread` (a file or a folder), the workers start while the first batches are
+  // read and cleaned here: a batch sent before a worker is ready waits in its queue, and
+  // whether they all started is known by the end at the latest.
+  const pool = Array.from({ length: workerCount }, () => startWorker(data));
+  const started = Promise.all(pool.map((worker) => worker.ready));
+  started.catch(() => undefined);
   // The main thread's cleaner is made only once a batch needs it: most runs never do.
   let local: ((request: CleanBatchRequest) => CleanBatchReply) | undefined;
   const cleanHere = async (request: CleanBatchRequest): Promise<CleanBatchReply> => {
@@ -147,6 +153,8 @@ export async function* cleanBatchesInWorkers(batches: AsyncIterable<ReportBatch>
   let turn = 0;
 
   try {
+    // Reading a pipe may wait on its producer for long: a worker that cannot start is told first.
+    if (!options.mainThread) await started;
     for (;;) {
       while (!exhausted && pending.length < mostPending) {
         const worker = idleWorker(pool, perWorker, turn++);
@@ -170,6 +178,8 @@ export async function* cleanBatchesInWorkers(batches: AsyncIterable<ReportBatch>
           );
         } else {
           entry.reply = cleanHere('zip' in input ? { batch: batchNumber++, zip: input.zip } : { batch: batchNumber++, items: input.items });
+          // A cleaner that cannot start (a bad tokenizer) fails here too; that is thrown in order, later.
+          entry.reply.catch(() => undefined);
           entry.settled = true;
           pending.push(entry);
           // Cleaning held the thread: let the workers' replies in before choosing again.
@@ -179,7 +189,10 @@ export async function* cleanBatchesInWorkers(batches: AsyncIterable<ReportBatch>
         pending.push(entry);
       }
       const head = pending.shift();
-      if (head === undefined) return;
+      if (head === undefined) {
+        await started;
+        return;
+      }
       const reply = await head.reply;
       if (reply.error) throw workerError(reply.error);
       let batch: CleanedBatch = { count: reply.count!, lines: reply.lines!, ends: reply.ends!, rejects: reply.rejects! };
@@ -198,8 +211,12 @@ export async function* cleanBatchesInWorkers(batches: AsyncIterable<ReportBatch>
   }
 }
 
-/** How many batches the main thread may clean ahead of the oldest one still on a worker. */
-const MAIN_THREAD_AHEAD = 4;
+/**
+ * How many batches the main thread may clean ahead of the oldest one still on a worker.
+ * Enough that it seldom waits for a worker (at 4 it sat idle ~5% of a 230k-report zip
+ * run); each holds a batch's lines, ~200 kB for 256 MIMIC-CXR reports.
+ */
+const MAIN_THREAD_AHEAD = 16;
 
 /** A worker with fewer than `most` batches in flight, the least busy first, taking turns among equals; undefined when all are full. */
 function idleWorker(pool: readonly PoolWorker[], most: number, turn: number): PoolWorker | undefined {
@@ -269,74 +286,69 @@ function dropDuplicates(batch: CleanedBatch, index: PromptIndex, digests: Readon
 interface PoolWorker {
   /** Batches sent and not yet answered. */
   readonly inFlight: number;
+  /** Settles when the worker has its cleaner (a batch sent before waits in its queue); rejects with what it cannot start with. */
+  readonly ready: Promise<void>;
   clean(batch: number, input: ReportBatch): Promise<CleanBatchReply>;
   stop(): Promise<void>;
 }
 
-async function startWorkers(count: number, data: CleanWorkerData): Promise<PoolWorker[]> {
-  const started = await Promise.allSettled(Array.from({ length: count }, () => startWorker(data)));
-  const failure = started.find((result): result is PromiseRejectedResult => result.status === 'rejected');
-  const workers = started.flatMap((result) => (result.status === 'fulfilled' ? [result.value] : []));
-  if (failure) {
-    await Promise.all(workers.map((worker) => worker.stop()));
-    throw failure.reason;
-  }
-  return workers;
-}
-
-function startWorker(data: CleanWorkerData): Promise<PoolWorker> {
+function startWorker(data: CleanWorkerData): PoolWorker {
   const worker = new Worker(new URL('./_clean_worker.js', import.meta.url), { workerData: data, resourceLimits: WORKER_LIMITS });
   const waiting = new Map<number, { resolve: (reply: CleanBatchReply) => void; reject: (err: Error) => void }>();
   let stopping = false;
-  const failAll = (err: Error): void => {
+  let failure: Error | undefined;
+  let markReady: () => void = () => undefined;
+  let markFailed: (err: Error) => void = () => undefined;
+  const ready = new Promise<void>((resolve, reject) => {
+    markReady = resolve;
+    markFailed = reject;
+  });
+  // Awaited by the caller, maybe only at the end: never an unhandled rejection meanwhile.
+  ready.catch(() => undefined);
+  const fail = (err: Error): void => {
+    failure ??= err;
+    markFailed(err);
     for (const { reject } of waiting.values()) reject(err);
     waiting.clear();
   };
-  return new Promise((resolve, reject) => {
-    worker.on('message', (message: CleanBatchReply & { ready?: boolean; startError?: { message: string; code?: ErrorCode } }) => {
-      if (message.ready) {
-        resolve({
-          get inFlight() {
-            return waiting.size;
-          },
-          clean(batch, input) {
-            return new Promise((resolveBatch, rejectBatch) => {
-              waiting.set(batch, { resolve: resolveBatch, reject: rejectBatch });
-              if ('zip' in input) {
-                // The stored bytes move to the worker without a copy.
-                worker.postMessage({ batch, zip: input.zip } satisfies CleanBatchRequest, [input.zip.data, input.zip.numbers.buffer as ArrayBuffer]);
-              } else {
-                worker.postMessage({ batch, items: input.items } satisfies CleanBatchRequest);
-              }
-            });
-          },
-          async stop() {
-            stopping = true;
-            await worker.terminate();
-          },
-        });
-      } else if (message.startError) {
-        stopping = true;
-        void worker.terminate();
-        reject(workerError(message.startError));
-      } else {
-        const entry = waiting.get(message.batch);
-        waiting.delete(message.batch);
-        entry?.resolve(message);
-      }
-    });
-    worker.on('error', (err) => {
-      const failure = new MedsynError(ErrorCodes.WORKER_FAILED, `A cleaning worker failed: ${err.message}`, { cause: err });
-      reject(failure);
-      failAll(failure);
-    });
-    worker.on('exit', (code) => {
-      if (stopping) return;
-      const failure = new MedsynError(ErrorCodes.WORKER_FAILED, `A cleaning worker exited with code ${code} (out of memory?)`);
-      reject(failure);
-      failAll(failure);
-    });
+  worker.on('message', (message: CleanBatchReply & { ready?: boolean; startError?: { message: string; code?: ErrorCode } }) => {
+    if (message.ready) markReady();
+    else if (message.startError) {
+      stopping = true;
+      void worker.terminate();
+      fail(workerError(message.startError));
+    } else {
+      const entry = waiting.get(message.batch);
+      waiting.delete(message.batch);
+      entry?.resolve(message);
+    }
   });
+  worker.on('error', (err) => fail(new MedsynError(ErrorCodes.WORKER_FAILED, `A cleaning worker failed: ${err.message}`, { cause: err })));
+  worker.on('exit', (code) => {
+    if (!stopping) fail(new MedsynError(ErrorCodes.WORKER_FAILED, `A cleaning worker exited with code ${code} (out of memory?)`));
+  });
+  return {
+    get inFlight() {
+      return waiting.size;
+    },
+    ready,
+    clean(batch, input) {
+      if (failure !== undefined) return Promise.reject(failure);
+      return new Promise((resolveBatch, rejectBatch) => {
+        waiting.set(batch, { resolve: resolveBatch, reject: rejectBatch });
+        if ('zip' in input) {
+          // The stored bytes move to the worker without a copy.
+          worker.postMessage({ batch, zip: input.zip } satisfies CleanBatchRequest, [input.zip.data, input.zip.numbers.buffer as ArrayBuffer]);
+        } else {
+          worker.postMessage({ batch, items: input.items } satisfies CleanBatchRequest);
+        }
+      });
+    },
+    async stop() {
+      stopping = true;
+      await worker.terminate();
+    },
+  };
 }
 
 function workerError(error: { message: string; code?: ErrorCode }): MedsynError {

@@ -164,6 +164,7 @@ t.test('medsyn-clean fails on bad files with one line, an error code and exit 1'
     'unbalanced.csv': 'id,text\ns1,"R\n IMPRESSION: ok.\ns2,oops\n',
     'columns.csv': 'study_id,body\ns1,x\n',
     'truncated.zip': makeZip([{ name: 'files/p10/p10000001/s50000001.txt', data: 'R\n IMPRESSION: Clear lungs.\n' }]).subarray(0, 40),
+    'reports.zip': makeZip([{ name: 'files/p10/p10000001/s50000001.txt', data: 'R\n IMPRESSION: Clear lungs.\n' }]),
   });
   const cases: Array<[string[], RegExp]> = [
     [['/nonexistent/reports.zip'], /\[MEDSYN_ERR_NOT_FOUND\]$/],
@@ -173,6 +174,7 @@ t.test('medsyn-clean fails on bad files with one line, an error code and exit 1'
     [[join(dir, 'truncated.zip')], /\[MEDSYN_ERR_CORRUPT_ZIP\]$/],
     [[reportsDir, '--on-error', 'fail'], /\[MEDSYN_ERR_REJECTED\]$/],
     [[reportsDir, '--tokenizer', dir], /\[MEDSYN_ERR_BAD_TOKENIZER\]$/],
+    [[join(dir, 'reports.zip'), '--tokenizer', dir], /\[MEDSYN_ERR_BAD_TOKENIZER\]$/],
   ];
   for (const [args, code] of cases) {
     const result = await run(clean, args);
@@ -184,6 +186,22 @@ t.test('medsyn-clean fails on bad files with one line, an error code and exit 1'
   }
   const debug = await run(clean, ['/nonexistent/reports.zip', '--debug']);
   t.match(debug.stderr, /\n\s+at /, '--debug adds the stack');
+});
+
+t.test('medsyn-clean fails on a tokenizer it cannot load while stdin is still open', async (t) => {
+  const dir = t.testdir({});
+  const child = spawn(process.execPath, [clean, '-', '--tokenizer', dir], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+  child.stdin.on('error', () => undefined);
+  child.stdin.write('id,text\n');
+  // stdin is left open: the workers' start error must not wait for the input to end.
+  const timer = setTimeout(() => child.kill(), 20_000);
+  const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+  clearTimeout(timer);
+  child.stdin.destroy();
+  t.equal(code, 1);
+  t.match(stderr, /\[MEDSYN_ERR_BAD_TOKENIZER\]$/m);
 });
 
 t.test('medsyn-clean exits 2 on bad usage and 0 on --help', async (t) => {

@@ -2,7 +2,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { isReject, type Reject, type Report } from '../../records.js';
-import { readZipReports } from '../../streams/zip_reports.js';
+import { decodeZipBatch, readZipBatches, readZipReports } from '../../streams/zip_reports.js';
 import { collect } from './_chunks.js';
 import { makeZip, type ZipEntrySpec } from './_zip.js';
 
@@ -121,6 +121,30 @@ t.test('readZipReports reads many entries across batches in archive order', asyn
   );
   t.equal((items[1500] as Report).text, `${REPORT}${'word '.repeat(1499 % 97)}1499`);
   t.equal((items[700] as Report).text.length, entries[700].data!.length);
+});
+
+t.test('decodeZipBatch inflates deflated entries where they were read, whatever lies between them, and again the same', async (t) => {
+  const entries: ZipEntrySpec[] = [];
+  for (let i = 0; i < 700; i++) {
+    entries.push({ name: `files/p10/p10000${String(100 + (i % 50))}/s${60000000 + i}.txt`, data: `${REPORT}${'lung '.repeat(i % 41)}${i}` });
+  }
+  // Local headers longer than the central ones: one whose gap a gzip extra field still
+  // fills, one whose gap is longer than any extra field (its batch is inflated from a copy).
+  entries[100] = { ...entries[100], localExtra: new Uint8Array(60_000).fill(7) };
+  entries[400] = { ...entries[400], localExtra: new Uint8Array(65_535).fill(9) };
+  const path = zipFile(t, entries);
+  const texts: string[] = [];
+  const gzipHeaded: boolean[] = [];
+  for await (const batch of readZipBatches(path)) {
+    const first = decodeZipBatch(batch).map((item) => (item as Report).text);
+    t.same(decodeZipBatch(batch).map((item) => (item as Report).text), first, 'a batch decodes the same twice');
+    texts.push(...first);
+    // Inflated in place: a gzip header with an extra field now stands before the first entry's data.
+    const bytes = new Uint8Array(batch.data, batch.numbers[4]! - 12, 4);
+    gzipHeaded.push(bytes[0] === 0x1f && bytes[1] === 0x8b && bytes[3] === 0x04);
+  }
+  t.same(texts, entries.map((entry) => entry.data));
+  t.same(gzipHeaded, [true, false, true], 'every batch inflated in place but the one with the longest gap');
 });
 
 t.test('readZipReports throws MEDSYN_ERR_CORRUPT_ZIP for a truncated archive or a file that is no zip', async (t) => {
