@@ -1,7 +1,8 @@
 /**
  * Runs a command and measures its wall time and peak resident memory, for
  * benchmarks and scale tests. Linux only: peak RSS is the kernel's high-water mark
- * (`VmHWM` in /proc/PID/status), sampled until the process exits.
+ * (`VmHWM` in /proc/PID/status), sampled until the process exits. Also the median
+ * the benchmarks report repeated runs by.
  */
 import { spawn, type StdioOptions } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -52,4 +53,18 @@ export async function measureCommand(
   const code = await closed;
   clearInterval(timer);
   return { code, seconds: (performance.now() - started) / 1000, peakRss, stderr };
+}
+
+/**
+ * The median of `numbers`: the middle one, or the mean of the two middle ones.
+ *
+ * @example
+ * ```ts
+ * median([3, 1, 2]); // 2
+ * ```
+ */
+export function median(numbers: readonly number[]): number {
+  const sorted = [...numbers].sort((a, b) => a - b);
+  const middle = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
 }

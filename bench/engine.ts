@@ -31,6 +31,7 @@ import { ort, type ExecutionDevice } from '../train/session.js';
 import { trainStep } from '../train/train_step.js';
 import { randomSource } from '../train/_random.js';
 import { reportFigures } from './_figures.js';
+import { median } from './_measure.js';
 
 const { values } = parseArgs({
   options: {
@@ -156,11 +157,6 @@ class Reference {
   }
 }
 
-function median(list: number[]): number {
-  const sorted = [...list].sort((a, b) => a - b);
-  const middle = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
-}
 
 async function main(): Promise<void> {
   const { image, text } = makeData();

@@ -24,7 +24,7 @@ import { PassThrough } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { syntheticReports } from './_mimic_corpus.js';
-import { measureCommand } from './_measure.js';
+import { measureCommand, median } from './_measure.js';
 import { reportFigures, type Figure } from './_figures.js';
 import type { GeneratedImage, GenerationRequest, Generator } from '../models/generator.js';
 import { phantomFindings } from '../models/phantom_findings.js';
@@ -56,10 +56,6 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const outRoot = join(root, 'bench', 'out', 'gen');
 const bin = join(root, 'dist', 'bin');
 
-function median(numbers: number[]): number {
-  const sorted = [...numbers].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)]!;
-}
 
 /** The corpus as NDJSON: raw reports, cleaned by the pipeline as part of what is timed. */
 async function corpus(): Promise<string> {

@@ -54,6 +54,7 @@ import { parseArgs } from 'node:util';
 import type { InferenceSession } from 'onnxruntime-node';
 import { syntheticReports } from './_mimic_corpus.js';
 import { reportFigures, type Figure } from './_figures.js';
+import { median } from './_measure.js';
 import type { GenerationRequest } from '../models/generator.js';
 import { watchSdRuns } from '../models/_sd_model.js';
 import { createOnnxSdGenerator } from '../models/onnx_sd_generator.js';
@@ -94,10 +95,6 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const outRoot = join(root, 'bench', 'out', 'onnx');
 const MODEL = join(root, 'fixtures', 'sd-tiny');
 
-function median(numbers: number[]): number {
-  const sorted = [...numbers].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)]!;
-}
 
 // --- Session timing -------------------------------------------------------------------
 

@@ -40,6 +40,7 @@ import { DuplicateIndex } from '../transforms/duplicate_index.js';
 import { imageStats } from '../transforms/image_stats.js';
 import { perceptualHash } from '../transforms/perceptual_hash.js';
 import { reportFigures, type Figure } from './_figures.js';
+import { median } from './_measure.js';
 
 const SIZE = 512;
 const DUP_DISTANCE = 6;
@@ -85,9 +86,6 @@ function quantile(sorted: ArrayLike<number>, q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
 }
 
-function median(values: number[]): number {
-  return quantile([...values].sort((a, b) => a - b), 0.5);
-}
 
 function load(): string {
   return loadavg()
